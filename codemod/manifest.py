@@ -1,0 +1,170 @@
+"""Reading one Cargo.toml: its package, features and every dependency entry with where it is written."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+
+from .errors import ManifestError
+from .model import BUILD, DEV, NORMAL, Dep
+
+# (table key, kind); cargo accepts the underscore spellings too.
+DEP_TABLES = (
+    ("dependencies", NORMAL),
+    ("dev-dependencies", DEV),
+    ("dev_dependencies", DEV),
+    ("build-dependencies", BUILD),
+    ("build_dependencies", BUILD),
+)
+
+
+@dataclass(frozen=True)
+class Unanalysable:
+    package: str
+    dependency: str
+    reason: str
+
+    def as_json(self) -> dict:
+        return {"package": self.package, "dependency": self.dependency, "reason": self.reason}
+
+
+@dataclass
+class Manifest:
+    path: Path                       # the Cargo.toml file
+    text: str
+    data: dict
+    deps: list[Dep] = field(default_factory=list)
+
+    @property
+    def dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def package(self) -> dict | None:
+        return self.data.get("package")
+
+    @property
+    def workspace(self) -> dict | None:
+        return self.data.get("workspace")
+
+    @property
+    def name(self) -> str:
+        return self.package["name"] if self.package else self.dir.name
+
+    @property
+    def version(self) -> str:
+        v = (self.package or {}).get("version", "0.0.0")
+        return v if isinstance(v, str) else "0.0.0"   # `version.workspace = true`: resolved by the workspace
+
+    @property
+    def features(self) -> dict[str, list[str]]:
+        return self.data.get("features", {})
+
+    @property
+    def proc_macro(self) -> bool:
+        lib = self.data.get("lib", {})
+        return bool(lib.get("proc-macro", lib.get("proc_macro", False)))
+
+    @property
+    def links(self) -> str | None:
+        return (self.package or {}).get("links")
+
+    @cached_property
+    def document(self):
+        """The tomlkit document, parsed on first use: edits go through it to keep formatting."""
+        import tomlkit
+
+        return tomlkit.parse(self.text)
+
+
+def load_manifest(path: Path) -> Manifest:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "Cargo.toml"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{path}: cannot read: {e}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ManifestError(f"{path}: invalid TOML: {e}") from None
+    m = Manifest(path.resolve(), text, data)
+    return m
+
+
+def _dep_tables(data: dict):
+    """Yield (table path, kind, platform, table) for every dependency table of a manifest."""
+    for key, kind in DEP_TABLES:
+        if isinstance(data.get(key), dict):
+            yield (key,), kind, None, data[key]
+    for platform, tables in (data.get("target") or {}).items():
+        if not isinstance(tables, dict):
+            continue
+        for key, kind in DEP_TABLES:
+            if isinstance(tables.get(key), dict):
+                yield ("target", platform, key), kind, platform, tables[key]
+
+
+def _bool(spec: dict, *names: str, default: bool) -> bool:
+    for n in names:
+        if n in spec:
+            return bool(spec[n])
+    return default
+
+
+def parse_dep(name: str, spec, kind: str, platform: str | None, table: tuple[str, ...],
+              base_dir: Path, where: str) -> Dep:
+    """One entry as written; `workspace = true` entries come back with inherited=True, unmerged."""
+    if isinstance(spec, str):
+        return Dep(name, name, spec, kind, platform, table=table)
+    if not isinstance(spec, dict):
+        raise ManifestError(f"{where}: dependency `{name}` must be a string or a table")
+    features = tuple(spec.get("features", ()))
+    df = _bool(spec, "default-features", "default_features", default=True)
+    common = dict(kind=kind, target=platform, optional=bool(spec.get("optional", False)),
+                  default_features=df, features=features, table=table)
+    if spec.get("workspace") is True:
+        # Only an explicit `default-features = true` can matter here (see `inherit`).
+        common["default_features"] = _bool(spec, "default-features", "default_features", default=False)
+        return Dep(name, name, "*", inherited=True, **common)
+    package = spec.get("package", name)
+    req = spec.get("version", "*")
+    if "git" in spec:
+        return Dep(name, package, req, source="git", git=spec["git"], **common)
+    if "path" in spec:
+        return Dep(name, package, req, source="path", path=str((base_dir / spec["path"]).resolve()), **common)
+    return Dep(name, package, req, registry=spec.get("registry"), **common)
+
+
+def manifest_deps(m: Manifest) -> list[Dep]:
+    where = str(m.path)
+    out = []
+    for table, kind, platform, entries in _dep_tables(m.data):
+        for name, spec in entries.items():
+            out.append(parse_dep(name, spec, kind, platform, table, m.dir, where))
+    return out
+
+
+def inherit(dep: Dep, root: Manifest) -> Dep:
+    """Merge a `workspace = true` entry with the root's `[workspace.dependencies]` entry, as cargo does:
+    version, source and default-features come from the root; member features add to the root's."""
+    wdeps = (root.workspace or {}).get("dependencies", {})
+    if dep.name not in wdeps:
+        raise ManifestError(
+            f"{root.path}: dependency `{dep.name}` is `workspace = true` but `[workspace.dependencies]` has no `{dep.name}`"
+        )
+    base = parse_dep(dep.name, wdeps[dep.name], dep.kind, dep.target, dep.table, root.dir, str(root.path))
+    # The member's `default-features = false` cannot turn off defaults the root keeps on.
+    return replace(
+        base,
+        optional=dep.optional,
+        default_features=base.default_features or dep.default_features,
+        features=tuple(dict.fromkeys(base.features + dep.features)),
+        table=dep.table,
+        inherited=True,
+    )

@@ -1,0 +1,173 @@
+"""A workspace as cargo sees it: the root, its members, path dependencies, and the resolver version."""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import ManifestError
+from .manifest import Manifest, Unanalysable, inherit, load_manifest, manifest_deps
+from .model import Dep, Package, PkgId, build_feature_map
+
+
+@dataclass
+class Workspace:
+    root: Manifest
+    manifests: dict[Path, Manifest]            # every local package by directory (members and path deps)
+    members: list[Path]                         # member directories, in a stable order
+    selected: list[Path]                        # what `cargo build` would build from the given manifest
+    resolver: str                               # "1" | "2" | "3"
+    packages: dict[Path, Package] = field(default_factory=dict)
+    unanalysable: list[Unanalysable] = field(default_factory=list)
+
+    def package(self, d: Path) -> Package:
+        return self.packages[d]
+
+    def member_ids(self) -> list[PkgId]:
+        return [self.packages[d].id for d in self.members]
+
+    def selected_ids(self) -> list[PkgId]:
+        return [self.packages[d].id for d in self.selected]
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root.dir / "Cargo.lock"
+
+
+def _find_root(m: Manifest) -> Manifest:
+    if m.workspace is not None:
+        return m
+    explicit = (m.package or {}).get("workspace")
+    if explicit:
+        return load_manifest(m.dir / explicit)
+    for parent in m.dir.parents:
+        candidate = parent / "Cargo.toml"
+        if candidate.is_file():
+            try:
+                root = load_manifest(candidate)
+            except ManifestError:
+                continue
+            if root.workspace is not None and m.dir in _member_dirs(root):
+                return root
+    return m
+
+
+def _member_dirs(root: Manifest) -> list[Path]:
+    ws = root.workspace or {}
+    excluded = {(root.dir / e).resolve() for e in ws.get("exclude", [])}
+    dirs = []
+    if root.package is not None:
+        dirs.append(root.dir)
+    for pattern in ws.get("members", []):
+        for hit in sorted(glob.glob(str(root.dir / pattern))):
+            d = Path(hit).resolve()
+            if d in excluded or not (d / "Cargo.toml").is_file():
+                continue
+            if d not in dirs:
+                dirs.append(d)
+    return dirs
+
+
+def _resolver_version(root: Manifest) -> str:
+    ws = root.workspace or {}
+    if "resolver" in ws:
+        return str(ws["resolver"])
+    pkg = root.package
+    if pkg is None:
+        return "1"          # a virtual workspace without `resolver` uses resolver 1
+    if "resolver" in pkg:
+        return str(pkg["resolver"])
+    edition = pkg.get("edition", "2015")
+    if isinstance(edition, dict):   # edition.workspace = true
+        edition = ws.get("package", {}).get("edition", "2015")
+    edition = str(edition)
+    return "3" if edition >= "2024" else "2" if edition >= "2021" else "1"
+
+
+def _package_version(m: Manifest, root: Manifest) -> str:
+    v = (m.package or {}).get("version", "0.0.0")
+    if isinstance(v, dict):
+        v = (root.workspace or {}).get("package", {}).get("version", "0.0.0")
+    return v
+
+
+def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, ...] = ()) -> Workspace:
+    start = load_manifest(path)
+    root = _find_root(start)
+    members = _member_dirs(root)
+    if start.dir not in members and start.package is not None:
+        members.append(start.dir)     # a package that is not a member is its own workspace
+    manifests: dict[Path, Manifest] = {root.dir: root} if root.package is not None else {}
+    manifests[start.dir] = start
+    ws = Workspace(root, manifests, members, [], _resolver_version(root))
+
+    queue = list(members)
+    seen = set()
+    while queue:
+        d = queue.pop(0)
+        if d in seen:
+            continue
+        seen.add(d)
+        m = manifests.get(d) or load_manifest(d)
+        manifests[d] = m
+        if m.package is None:
+            raise ManifestError(f"{m.path}: no [package] table (a virtual manifest cannot be a dependency)")
+        deps = []
+        written = manifest_deps(m)
+        for dep in written:
+            if dep.inherited:
+                dep = inherit(dep, root)
+            if dep.source == "git":
+                ws.unanalysable.append(Unanalysable(m.name, dep.name, f"git dependency ({dep.git}): not in any index"))
+                continue
+            if dep.source == "path":
+                pd = Path(dep.path)
+                if d not in members and dep.kind == "dev":
+                    continue
+                try:
+                    dm = manifests.get(pd) or load_manifest(pd)
+                except ManifestError as e:
+                    raise ManifestError(f"{e} (path dependency `{dep.name}` of {m.path})") from None
+                manifests[pd] = dm
+                # Path dependencies inside the workspace directory are members too.
+                if root.workspace is not None and pd.is_relative_to(root.dir) and pd not in members:
+                    excluded = {(root.dir / e).resolve() for e in (root.workspace or {}).get("exclude", [])}
+                    if not any(pd.is_relative_to(e) for e in excluded):
+                        members.append(pd)
+                dep = replace(dep, package=dm.name)
+                queue.append(pd)
+            deps.append(dep)
+        fmap, implicit = build_feature_map(m.features, tuple(deps))
+        _check_features(m, fmap, {d.name for d in written})
+        ws.packages[d] = Package(
+            PkgId(m.name, _package_version(m, root), str(d)), tuple(deps), fmap, implicit,
+            proc_macro=m.proc_macro, links=m.links, raw_features=dict(m.features),
+        )
+
+    ws.members = [d for d in members if d in ws.packages]
+    if packages:
+        by_name = {ws.packages[d].name: d for d in ws.members}
+        missing = [p for p in packages if p not in by_name]
+        if missing:
+            raise ManifestError(f"{root.path}: package `{missing[0]}` is not a member of this workspace")
+        ws.selected = [by_name[p] for p in packages]
+    elif workspace or start.package is None:
+        default = (root.workspace or {}).get("default-members")
+        if default and not workspace:
+            dirs = {Path(h).resolve() for p in default for h in glob.glob(str(root.dir / p))}
+            ws.selected = [d for d in ws.members if d in dirs]
+        else:
+            ws.selected = list(ws.members)
+    else:
+        ws.selected = [start.dir]
+    return ws
+
+
+def _check_features(m: Manifest, fmap, names: set[str]) -> None:
+    for feature, values in fmap.items():
+        for fv in values:
+            if fv[0] == "feat" and fv[1] not in fmap:
+                raise ManifestError(f"{m.path}: feature `{feature}` includes `{fv[1]}`, which is neither a feature nor a dependency")
+            if fv[0] in ("dep", "depfeat") and fv[1] not in names:
+                raise ManifestError(f"{m.path}: feature `{feature}` refers to `{fv[1]}`, which is not a dependency")
