@@ -77,6 +77,8 @@ def analyze(res: Resolution, blocker: str = "openssl-sys") -> Analysis:
             key = (member, dep_name, dep_kind, side)
             groups.setdefault(key, set()).add(tuple(step_label(n) for n in path))
 
+    _unified_chains(g, built, res, ends, blocker, groups)
+
     culprits, host_only = [], []
     for (member, dep_name, dep_kind, side), chains in sorted(groups.items(), key=lambda kv: (kv[0][0].name, kv[0][1], kv[0][3])):
         crate = next((d.package for d in res.deps_of(member) if d.name == dep_name), dep_name)
@@ -114,3 +116,68 @@ def _side(g, res: Resolution, path) -> str:
         if g[u][v].get("dep_kind") == BUILD or res.packages[v[1]].proc_macro or v[2] == "host":
             return HOST_SIDE
     return TARGET_SIDE
+
+
+def _unified_chains(g, built, res: Resolution, ends, blocker: str, groups: dict) -> None:
+    """Dependencies that reach the blocker only because features are unified across the build.
+
+    A member that asks for reqwest with rustls still links native-tls when another member (or
+    another dependency) turns reqwest's `default-tls` on: cargo builds one reqwest. The chain
+    then goes through the shared package's features, each step naming who enabled it."""
+    reaches: set = set()
+    parents: dict = {}
+    for p, s_, i, c, cs in res.unit_edges:
+        parents.setdefault((c, cs), []).append((p, s_))
+    todo = [u for u in res.units if u[0].name == blocker]
+    reaches.update(todo)
+    while todo:
+        u = todo.pop()
+        for parent in parents.get(u, ()):
+            if parent not in reaches:
+                reaches.add(parent)
+                todo.append(parent)
+    if not reaches:
+        return
+    selected = set(res.input.selected)
+    unified = None
+    for member, side, i, child, cside in sorted(res.unit_edges, key=lambda e: (e[0].name, e[2])):
+        if member not in selected or (child, cside) not in reaches:
+            continue
+        dep = res.deps_of(member)[i]
+        group_side = HOST_SIDE if cside == HOST_SIDE else TARGET_SIDE
+        key = (member, dep.name, dep.kind, group_side)
+        if key in groups:
+            continue
+        if unified is None:
+            unified = _with_activation_edges(g, res)
+        start = pkg_node(child, res.key(cside))
+        chains = set()
+        for path in islice(_paths(unified, start, ends), MAX_CHAINS):
+            chains.add((member.name,) + tuple(_unified_label(g, n, prev, res, member) for prev, n in zip((None,) + tuple(path), path)))
+        if chains:
+            groups[key] = chains
+
+
+def _with_activation_edges(g, res: Resolution):
+    """The built graph plus `package → its own feature` edges for every feature it is built with."""
+    h = nx.DiGraph()
+    h.add_edges_from((u, v, d) for u, v, d in g.edges(data=True) if d["built"])
+    for node in list(g.nodes):
+        if node[0] == "pkg" and node in h:
+            pid, key = node[1], node[2]
+            for f in res.features.get((pid, key), ()):
+                fnode = ("feat", pid, key, f)
+                if fnode in g:
+                    h.add_edge(node, fnode, kind="activated", built=True)
+    return h
+
+
+def _unified_label(g, node, prev, res: Resolution, member: PkgId) -> str:
+    label = step_label(node)
+    if node[0] != "feat" or prev is None or prev[0] != "pkg" or prev[1] != node[1]:
+        return label
+    # A feature the package is built with because somebody else asked for it: say who.
+    who = sorted({m.name for m in res.input.selected if m != member and node in nx.descendants(g, pkg_node(m, "normal"))})
+    if not who:
+        who = sorted({u[1].name for u in g.predecessors(node) if u[1] != node[1]})
+    return f"{label} (enabled by {', '.join(who)})" if who else label

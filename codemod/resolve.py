@@ -352,7 +352,7 @@ def _resolve_once(inp, index, versions: _Versions, members, target: Target, host
     packages: dict[PkgId, Package] = {p.id: p for p in inp.locals.values()}
     edges: dict[tuple[PkgId, int], PkgId] = {}
     parents: dict = {}
-    skipped: list[str] = []
+    skipped: dict[str, None] = {}
 
     def choose_all_platforms(pkg: Package, i: int, dep: Dep):
         try:
@@ -360,7 +360,7 @@ def _resolve_once(inp, index, versions: _Versions, members, target: Target, host
         except UnknownCrate:
             # A crate absent from the index only matters when some platform we build for uses it.
             if dep.target is not None and not target.matches(dep.target) and not host.matches(dep.target):
-                skipped.append(f"{pkg.id.name} → {dep.name} ({dep.target})")
+                skipped.setdefault(f"{pkg.id.name} → {dep.name} ({dep.target})")
                 return None
             raise
 
@@ -390,7 +390,7 @@ def _resolve_once(inp, index, versions: _Versions, members, target: Target, host
     if versions.missing:
         raise NeedCrates(set(versions.missing))
     res = Resolution(inp, opts, packages, edges, fr2.features, fr2.activated_deps, fr2.fdeps,
-                     requested, set(), set(), skipped)
+                     requested, set(), set(), list(skipped))
     _units(res, set(members), target, host)
     return res
 
