@@ -81,7 +81,7 @@ class Manifest:
 
 def load_manifest(path: Path) -> Manifest:
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or path.suffix != ".toml":
         path = path / "Cargo.toml"
     try:
         text = path.read_bytes().decode("utf-8")

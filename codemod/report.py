@@ -20,13 +20,14 @@ def result_json(r: Result) -> dict:
 
 
 def _tree(chains: list[tuple[str, ...]], versions: dict[str, str]) -> list[str]:
-    """Merge chains into an inverted tree, blocker at the top, like `cargo tree -i -e features`."""
-    trie: dict = {}
+    """An inverted tree, blocker at the top, drawn like `cargo tree -i -e features`: each step's
+    dependents below it, a step already expanded once marked `(*)`."""
+    below: dict[str, set[str]] = {}
     for chain in chains:
-        node = trie
-        for step in reversed(chain):
-            node = node.setdefault(step, {})
+        for dependent, step in zip(chain, chain[1:]):
+            below.setdefault(step, set()).add(dependent)
     lines: list[str] = []
+    shown: set[str] = set()
 
     def label(step: str) -> str:
         if step.endswith("]") and " [" in step:
@@ -35,16 +36,19 @@ def _tree(chains: list[tuple[str, ...]], versions: dict[str, str]) -> list[str]:
         v = versions.get(step)
         return f"{step} v{v}" if v else step
 
-    def walk(node: dict, prefix: str) -> None:
-        items = list(node.items())
-        for i, (step, child) in enumerate(items):
-            last = i == len(items) - 1
-            lines.append(f"{prefix}{'└── ' if last else '├── '}{label(step)}")
-            walk(child, prefix + ("    " if last else "│   "))
+    def walk(step: str, prefix: str, branch: str) -> None:
+        kids = sorted(below.get(step, ()))
+        repeat = step in shown and kids
+        lines.append(f"{branch}{label(step)}{' (*)' if repeat else ''}")
+        if repeat:
+            return
+        shown.add(step)
+        for i, kid in enumerate(kids):
+            last = i == len(kids) - 1
+            walk(kid, prefix + ("    " if last else "│   "), prefix + ("└── " if last else "├── "))
 
-    for root, child in trie.items():
-        lines.append(label(root))
-        walk(child, "")
+    for root in sorted({c[-1] for c in chains}):
+        walk(root, "", "")
     return lines
 
 

@@ -112,7 +112,7 @@ class _Versions:
     def __init__(self, inp: ResolveInput, index):
         self.inp = inp
         self.index = index
-        self.pins: dict[tuple[str, tuple], str] = {}
+        self.pins: dict[str, dict[tuple, str]] = {}        # name -> compatible line -> version
         self.line_reqs: dict[tuple[str, tuple], set[str]] = {}
         self.by_name: dict[str, dict[str, Package]] = {}
         self.missing: set[str] = set()
@@ -139,7 +139,8 @@ class _Versions:
             req = parse_req(dep.req)
         except SemverError as e:
             raise ResolveError(f"{e} (dependency `{dep.name}` of {chain()})") from None
-        pinned = [v for (n, _), v in self.pins.items() if n == name and req.matches(parse_version(v))]
+        pins = self.pins.setdefault(name, {})
+        pinned = [v for v in pins.values() if req.matches(parse_version(v))]
         if pinned:
             return versions[max(pinned, key=parse_version)]
         locked = [v for v in self.locked.get(name, ()) if v in versions and req.matches(parse_version(v))]
@@ -152,18 +153,18 @@ class _Versions:
                     f"no version of `{name}` matches `{dep.req}` (required by {chain()})"
                 )
             best = max(ok, key=parse_version)
-        line = (name, parse_version(best).compat_line)
-        self.line_reqs.setdefault(line, set()).add(dep.req)
-        if line in self.pins:
+        line = parse_version(best).compat_line
+        self.line_reqs.setdefault((name, line), set()).add(dep.req)
+        if line in pins:
             # cargo keeps one version per compatible line: pick the newest that fits every
             # requirement seen on the line and start the pass again.
-            reqs = [parse_req(r) for r in self.line_reqs[line]]
+            reqs = [parse_req(r) for r in self.line_reqs[(name, line)]]
             fits = [v for v, p in versions.items() if not p.yanked and all(r.matches(parse_version(v)) for r in reqs)]
             if not fits:
-                raise ResolveError(f"conflicting requirements for `{name}`: {', '.join(sorted(self.line_reqs[line]))}")
-            self.pins[line] = max(fits, key=parse_version)
+                raise ResolveError(f"conflicting requirements for `{name}`: {', '.join(sorted(self.line_reqs[(name, line)]))}")
+            pins[line] = max(fits, key=parse_version)
             raise _Restart()
-        self.pins[line] = best
+        pins[line] = best
         return versions[best]
 
 
@@ -336,7 +337,7 @@ def resolve(inp: ResolveInput, index) -> Resolution:
     for name, vs in inp.lock.items():
         for v in vs:
             try:
-                versions.pins.setdefault((name, parse_version(v).compat_line), v)
+                versions.pins.setdefault(name, {}).setdefault(parse_version(v).compat_line, v)
             except SemverError:
                 continue
     for _ in range(50):

@@ -61,6 +61,9 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
 
 def analyze_manifest(path: Path, opts: Options, index: IndexSource) -> Result:
     ws = load_workspace(path, workspace=opts.workspace, packages=opts.packages)
-    res = resolve_with_fetch(build_input(ws, opts), index)
-    manifest = path / "Cargo.toml" if path.is_dir() else path
+    manifest = path if path.suffix == ".toml" else path / "Cargo.toml"
+    try:
+        res = resolve_with_fetch(build_input(ws, opts), index)
+    except ResolveError as e:
+        raise ResolveError(f"{manifest}: {e}") from None
     return Result(manifest, ws, analyze(res, opts.blocker), tuple(ws.unanalysable))

@@ -104,6 +104,9 @@ def write_registry(root: Path, crates: list[C], raw_lines: dict[str, list[str]] 
 
 
 class _Handler(SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"          # keep-alive, as crates.io serves
+    disable_nagle_algorithm = True         # headers and body go out in separate writes
+
     def log_message(self, *args) -> None:  # quiet
         pass
 
