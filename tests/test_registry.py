@@ -104,3 +104,23 @@ def test_local_directory_index(tmp_path):
 def test_bad_index_url():
     with pytest.raises(RegistryError, match="unsupported index URL"):
         open_index("ftp://example.com/index")
+
+
+@pytest.mark.parametrize("header", [
+    "",                                                   # v1: no version key, checksums in [metadata]
+    "# It is not intended for manual editing.\n",         # v2
+    "version = 3\n",
+    "version = 4\n",
+])
+def test_lockfile_formats_pin_versions(tmp_path, header):
+    write_registry(tmp_path / "reg", [C("a", "1.0.0"), C("a", "1.4.0")])
+    src = "registry+https://github.com/rust-lang/crates.io-index"
+    lock = header + f'\n[[package]]\nname = "a"\nversion = "1.0.0"\nsource = "{src}"\n\n[[package]]\nname = "p"\nversion = "0.1.0"\ndependencies = ["a"]\n'
+    if not header:
+        lock += f'\n[metadata]\n"checksum a 1.0.0 ({src})" = "00"\n'
+    proj = project(tmp_path, 'a = "1"', lock)
+    res = analyze_manifest(proj, Options(target=MUSL), open_index(str(tmp_path / "reg/index"))).analysis.resolution
+    assert [p.version for p, _ in res.units if p.name == "a"] == ["1.0.0"]
+    (proj / "Cargo.lock").unlink()
+    res = analyze_manifest(proj, Options(target=MUSL), open_index(str(tmp_path / "reg/index"))).analysis.resolution
+    assert [p.version for p, _ in res.units if p.name == "a"] == ["1.4.0"]
