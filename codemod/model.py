@@ -82,6 +82,7 @@ class Package:
     links: str | None = None
     yanked: bool = False
     raw_features: dict[str, list[str]] = field(default_factory=dict)
+    rust_version: str | None = None
 
     @property
     def name(self) -> str:

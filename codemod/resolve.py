@@ -72,6 +72,7 @@ class ResolveInput:
     no_default_features: bool = False
     dev: bool = False                   # build dev units (the root's dev-dependencies)
     extra: tuple[tuple[PkgId, Dep], ...] = ()   # dependencies a plan adds to a member
+    rust_version: str | None = None     # the workspace's MSRV: resolver 3 prefers versions that support it
 
 
 @dataclass
@@ -152,6 +153,10 @@ class _Versions:
                 raise ResolveError(
                     f"no version of `{name}` matches `{dep.req}` (required by {chain()})"
                 )
+            if self.inp.resolver == "3" and self.inp.rust_version:
+                # resolver 3 prefers versions whose rust-version the workspace supports, else falls back
+                fits = [v for v in ok if _supports(self.inp.rust_version, versions[v].rust_version)]
+                ok = fits or ok
             best = max(ok, key=parse_version)
         line = parse_version(best).compat_line
         self.line_reqs.setdefault((name, line), set()).add(dep.req)
@@ -166,6 +171,16 @@ class _Versions:
             raise _Restart()
         pins[line] = best
         return versions[best]
+
+
+def _supports(msrv: str, needed: str | None) -> bool:
+    if not needed:
+        return True
+    as_tuple = lambda v: tuple(int(x) for x in (v.split(".") + ["0", "0"])[:3])  # noqa: E731
+    try:
+        return as_tuple(needed) <= as_tuple(msrv)
+    except ValueError:
+        return True
 
 
 # ---------------------------------------------------------------------------------------------

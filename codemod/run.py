@@ -56,6 +56,7 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
         all_features=opts.all_features,
         no_default_features=opts.no_default_features,
         dev=opts.dev,
+        rust_version=ws.rust_version,
     )
 
 

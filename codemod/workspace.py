@@ -31,6 +31,15 @@ class Workspace:
         return [self.packages[d].id for d in self.selected]
 
     @property
+    def rust_version(self) -> str | None:
+        """The MSRV resolver 3 honours: the root package's, else `[workspace.package]`'s."""
+        for table in ((self.root.package or {}), (self.root.workspace or {}).get("package", {})):
+            v = table.get("rust-version")
+            if isinstance(v, str):
+                return v
+        return None
+
+    @property
     def lock_path(self) -> Path:
         return self.root.dir / "Cargo.lock"
 

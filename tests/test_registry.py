@@ -124,3 +124,18 @@ def test_lockfile_formats_pin_versions(tmp_path, header):
     (proj / "Cargo.lock").unlink()
     res = analyze_manifest(proj, Options(target=MUSL), open_index(str(tmp_path / "reg/index"))).analysis.resolution
     assert [p.version for p, _ in res.units if p.name == "a"] == ["1.4.0"]
+
+
+def test_resolver3_prefers_versions_supporting_the_msrv(tmp_path):
+    write_registry(tmp_path / "reg", [C("a", "1.0.0"), C("a", "1.1.0")])
+    idx = tmp_path / "reg/index/1/a"
+    lines = [json.loads(x) for x in idx.read_text().splitlines()]
+    lines[1]["rust_version"] = "1.80"
+    idx.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    for edition, msrv, want in [("2024", "1.70", "1.0.0"), ("2024", "1.85", "1.1.0"), ("2021", "1.70", "1.1.0")]:
+        (tmp_path / edition).mkdir(exist_ok=True)
+        proj = tmp_path / edition / msrv
+        proj.mkdir()
+        (proj / "Cargo.toml").write_text(f'[package]\nname = "p"\nversion = "0.1.0"\nedition = "{edition}"\nrust-version = "{msrv}"\n\n[dependencies]\na = "1"\n')
+        res = analyze_manifest(proj, Options(target=MUSL), open_index(str(tmp_path / "reg/index"))).analysis.resolution
+        assert [p.version for p, _ in res.units if p.name == "a"] == [want], (edition, msrv)

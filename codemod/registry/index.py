@@ -49,7 +49,8 @@ def parse_index_line(obj: dict) -> Package:
     name = obj["name"]
     return Package(PkgId(name, obj["vers"]), deps_t, fmap, implicit,
                    proc_macro=is_proc_macro(name, deps_t), links=obj.get("links"),
-                   yanked=bool(obj.get("yanked", False)), raw_features=raw)
+                   yanked=bool(obj.get("yanked", False)), raw_features=raw,
+                   rust_version=obj.get("rust_version"))
 
 
 def parse_index_file(text: str, where: str) -> list[Package]:
