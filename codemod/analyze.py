@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 import networkx as nx
@@ -21,6 +21,7 @@ class Culprit:
     crate: str                         # the real crate name
     kind: str                          # normal | build | dev
     chains: tuple[tuple[str, ...], ...]
+    paths: tuple[tuple, ...] = field(default=(), compare=False, repr=False)   # graph nodes of each chain
 
     def as_json(self) -> dict:
         return {"package": self.package, "dependency": self.dependency, "crate": self.crate,
@@ -75,14 +76,15 @@ def analyze(res: Resolution, blocker: str = "openssl-sys") -> Analysis:
             if side == TARGET_SIDE and (path[-1][1], TARGET_SIDE) not in res.units:
                 side = HOST_SIDE
             key = (member, dep_name, dep_kind, side)
-            groups.setdefault(key, set()).add(tuple(step_label(n) for n in path))
+            groups.setdefault(key, {})[tuple(step_label(n) for n in path)] = tuple(path)
 
     _unified_chains(g, built, res, ends, blocker, groups)
 
     culprits, host_only = [], []
     for (member, dep_name, dep_kind, side), chains in sorted(groups.items(), key=lambda kv: (kv[0][0].name, kv[0][1], kv[0][3])):
         crate = next((d.package for d in res.deps_of(member) if d.name == dep_name), dep_name)
-        c = Culprit(member.name, dep_name, crate, dep_kind, tuple(sorted(chains, key=lambda c: (len(c), c))))
+        order = sorted(chains, key=lambda c: (len(c), c))
+        c = Culprit(member.name, dep_name, crate, dep_kind, tuple(order), tuple(chains[k] for k in order))
         (culprits if side == TARGET_SIDE else host_only).append(c)
     return Analysis(blocker, res.input.target, tuple(p.version for p in target_units), tuple(sorted(feats)),
                     vendored, tuple(culprits), tuple(host_only), res, g)
@@ -151,9 +153,10 @@ def _unified_chains(g, built, res: Resolution, ends, blocker: str, groups: dict)
         if unified is None:
             unified = _with_activation_edges(g, res)
         start = pkg_node(child, res.key(cside))
-        chains = set()
+        chains = {}
         for path in islice(_paths(unified, start, ends), MAX_CHAINS):
-            chains.add((member.name,) + tuple(_unified_label(g, n, prev, res, member) for prev, n in zip((None,) + tuple(path), path)))
+            label = (member.name,) + tuple(_unified_label(g, n, prev, res, member) for prev, n in zip((None,) + tuple(path), path))
+            chains[label] = (pkg_node(member, "normal"),) + tuple(path)
         if chains:
             groups[key] = chains
 

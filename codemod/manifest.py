@@ -79,12 +79,16 @@ class Manifest:
         return tomlkit.parse(self.text)
 
 
-def load_manifest(path: Path) -> Manifest:
+def load_manifest(path: Path, texts: dict[Path, str] | None = None) -> Manifest:
+    """Read and parse a Cargo.toml; `texts` maps resolved paths to edited, not yet written, contents."""
     path = Path(path)
     if path.is_dir() or path.suffix != ".toml":
         path = path / "Cargo.toml"
     try:
-        text = path.read_bytes().decode("utf-8")
+        if texts and path.resolve() in texts:
+            text = texts[path.resolve()]
+        else:
+            text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ManifestError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -1,11 +1,13 @@
-"""One run: discover → load → resolve → analyze (→ plan → edit, in later stages) → report."""
+"""One run: discover → load → resolve → analyze → plan → edit → report."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .analyze import Analysis, analyze
+from .edit import sha256
 from .errors import ResolveError
 from .lockfile import load_lock
 from .manifest import Unanalysable
@@ -24,6 +26,7 @@ class Options:
     dev: bool = False
     workspace: bool = False
     packages: tuple[str, ...] = ()
+    strategy: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,18 @@ class Result:
     workspace: Workspace
     analysis: Analysis
     unanalysable: tuple[Unanalysable, ...]
+    manifest_sha256: str = ""
+    plan: object = None            # plan.Plan when a plan was made
+
+
+def display_path(path: Path) -> str:
+    """A path as users wrote it: relative to the working directory when it lies below it."""
+    path = Path(path)
+    try:
+        rel = os.path.relpath(path.resolve(), Path.cwd())
+    except ValueError:
+        return str(path)
+    return rel if not rel.startswith("..") else str(path.resolve())
 
 
 def resolve_with_fetch(inp: ResolveInput, index: IndexSource):
@@ -60,11 +75,30 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
     )
 
 
-def analyze_manifest(path: Path, opts: Options, index: IndexSource) -> Result:
+def _manifest_file(path: Path) -> Path:
+    return path if path.suffix == ".toml" else path / "Cargo.toml"
+
+
+def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: bool = False, rules=None) -> Result:
     ws = load_workspace(path, workspace=opts.workspace, packages=opts.packages)
-    manifest = path if path.suffix == ".toml" else path / "Cargo.toml"
+    manifest = _manifest_file(path)
     try:
         res = resolve_with_fetch(build_input(ws, opts), index)
     except ResolveError as e:
         raise ResolveError(f"{manifest}: {e}") from None
-    return Result(manifest, ws, analyze(res, opts.blocker), tuple(ws.unanalysable))
+    analysis = analyze(res, opts.blocker)
+    digest = sha256(manifest.read_bytes())
+    the_plan = None
+    if plan:
+        from .plan import Checker, make_plan
+        from .rules import load_rules
+
+        def reload(texts: dict[Path, str]):
+            edited = load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts)
+            return resolve_with_fetch(build_input(edited, opts), index)
+
+        originals = {m.path: m.text for m in ws.manifests.values()}
+        originals.setdefault(ws.root.path, ws.root.text)
+        checker = Checker(originals, reload, opts.blocker)
+        the_plan = make_plan(analysis, ws, load_rules() if rules is None else rules, checker, opts.strategy, display_path)
+    return Result(manifest, ws, analysis, tuple(ws.unanalysable), digest, the_plan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from .errors import ManifestError
@@ -44,17 +45,17 @@ class Workspace:
         return self.root.dir / "Cargo.lock"
 
 
-def _find_root(m: Manifest) -> Manifest:
+def _find_root(m: Manifest, load) -> Manifest:
     if m.workspace is not None:
         return m
     explicit = (m.package or {}).get("workspace")
     if explicit:
-        return load_manifest(m.dir / explicit)
+        return load(m.dir / explicit)
     for parent in m.dir.parents:
         candidate = parent / "Cargo.toml"
         if candidate.is_file():
             try:
-                root = load_manifest(candidate)
+                root = load(candidate)
             except ManifestError:
                 continue
             if root.workspace is not None and m.dir in _member_dirs(root):
@@ -101,9 +102,12 @@ def _package_version(m: Manifest, root: Manifest) -> str:
     return v
 
 
-def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, ...] = ()) -> Workspace:
-    start = load_manifest(path)
-    root = _find_root(start)
+def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, ...] = (),
+                   texts: dict[Path, str] | None = None) -> Workspace:
+    """The workspace `path` belongs to; `texts` overrides file contents (a plan's edited manifests)."""
+    load = partial(load_manifest, texts=texts)
+    start = load(path)
+    root = _find_root(start, load)
     members = _member_dirs(root)
     if start.dir not in members and start.package is not None:
         members.append(start.dir)     # a package that is not a member is its own workspace
@@ -118,7 +122,7 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
         if d in seen:
             continue
         seen.add(d)
-        m = manifests.get(d) or load_manifest(d)
+        m = manifests.get(d) or load(d)
         manifests[d] = m
         if m.package is None:
             raise ManifestError(f"{m.path}: no [package] table (a virtual manifest cannot be a dependency)")
@@ -135,7 +139,7 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
                 if d not in members and dep.kind == "dev":
                     continue
                 try:
-                    dm = manifests.get(pd) or load_manifest(pd)
+                    dm = manifests.get(pd) or load(pd)
                 except ManifestError as e:
                     raise ManifestError(f"{e} (path dependency `{dep.name}` of {m.path})") from None
                 manifests[pd] = dm

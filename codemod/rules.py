@@ -1,0 +1,103 @@
+"""Curated knowledge about culprit crates, as data: `rules/*.toml` (schema in rules/README.md)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CodemodError
+from .semver import SemverError, parse_req, parse_version
+
+KINDS = ("vendored-feature", "rustls")
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+
+
+class RuleError(CodemodError):
+    pass
+
+
+@dataclass(frozen=True)
+class RuleRemedy:
+    kind: str
+    add_features: tuple[str, ...] = ()
+    remove_features: tuple[str, ...] = ()
+    default_features: bool | None = None     # False: the remedy needs `default-features = false`
+    notes: str = ""
+
+    def as_json(self) -> dict:
+        return {"kind": self.kind, "add_features": list(self.add_features),
+                "remove_features": list(self.remove_features), "default_features": self.default_features,
+                "notes": self.notes}
+
+
+@dataclass(frozen=True)
+class Rule:
+    crate: str
+    versions: str
+    remedies: tuple[RuleRemedy, ...]
+    notes: str = ""
+    file: str = ""
+
+    def covers(self, crate: str, version: str) -> bool:
+        return crate == self.crate and parse_req(self.versions).matches(parse_version(version))
+
+    def as_json(self) -> dict:
+        return {"crate": self.crate, "versions": self.versions, "remedies": [r.as_json() for r in self.remedies]}
+
+
+def _strings(value, where: str, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RuleError(f"{where}: `{key}` must be a list of strings")
+    return tuple(value)
+
+
+def parse_rules(text: str, where: str) -> list[Rule]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise RuleError(f"{where}: invalid TOML: {e}") from None
+    unknown = set(data) - {"rules"}
+    if unknown:
+        raise RuleError(f"{where}: unknown top-level key `{sorted(unknown)[0]}`")
+    out = []
+    for i, r in enumerate(data.get("rules", [])):
+        here = f"{where}: rules[{i}]"
+        extra = set(r) - {"crate", "versions", "notes", "remedies"}
+        if extra:
+            raise RuleError(f"{here}: unknown key `{sorted(extra)[0]}`")
+        if not isinstance(r.get("crate"), str) or not isinstance(r.get("versions"), str):
+            raise RuleError(f"{here}: needs `crate` and `versions` strings")
+        try:
+            parse_req(r["versions"])
+        except SemverError as e:
+            raise RuleError(f"{here}: {e}") from None
+        remedies = []
+        for j, m in enumerate(r.get("remedies", [])):
+            mw = f"{here}.remedies[{j}]"
+            extra = set(m) - {"kind", "add_features", "remove_features", "default_features", "notes"}
+            if extra:
+                raise RuleError(f"{mw}: unknown key `{sorted(extra)[0]}`")
+            if m.get("kind") not in KINDS:
+                raise RuleError(f"{mw}: `kind` must be one of {', '.join(KINDS)}")
+            df = m.get("default_features")
+            if df is not None and not isinstance(df, bool):
+                raise RuleError(f"{mw}: `default_features` must be true or false")
+            add = _strings(m.get("add_features", []), mw, "add_features")
+            if not add:
+                raise RuleError(f"{mw}: `add_features` must name at least one feature")
+            remedies.append(RuleRemedy(m["kind"], add, _strings(m.get("remove_features", []), mw, "remove_features"),
+                                       df, m.get("notes", "")))
+        out.append(Rule(r["crate"], r["versions"], tuple(remedies), r.get("notes", ""), where))
+    return out
+
+
+def load_rules(directory: Path = RULES_DIR) -> list[Rule]:
+    rules = []
+    for path in sorted(Path(directory).glob("*.toml")):
+        rules.extend(parse_rules(path.read_text(encoding="utf-8"), str(path.name)))
+    return rules
+
+
+def rules_for(rules: list[Rule], crate: str, version: str) -> list[Rule]:
+    return [r for r in rules if r.covers(crate, version)]
