@@ -4,25 +4,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from . import __version__
 from .errors import CodemodError
 
-EXIT_OK, EXIT_ERROR = 0, 2
+EXIT_OK, EXIT_CHECK, EXIT_ERROR, EXIT_UNFIXABLE = 0, 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cargo-static-fix",
-        description="Find what pulls the system OpenSSL (openssl-sys) into a Rust build for a static target.",
+        description="Find and fix what pulls the system OpenSSL (openssl-sys) into a Rust build for a static target.",
     )
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                    help="a Cargo.toml or the directory holding one (default: .)")
     p.add_argument("--manifest-path", type=Path, action="append", default=[], help="path to Cargo.toml")
-    p.add_argument("--explain", action="store_true", help="show who pulls in the blocker, write nothing")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--explain", action="store_true", help="show who pulls in the blocker and the plan; write nothing")
+    mode.add_argument("--dry-run", action="store_true", help="print the change as a unified diff; write nothing")
+    mode.add_argument("--check", action="store_true", help="like --dry-run; exit 1 when a change is needed (for CI)")
+    mode.add_argument("--list-rules", action="store_true", help="print the rules in rules/")
+    p.add_argument("--plan", type=Path, metavar="FILE", help="apply a plan (JSON from --format json) without resolving")
+    p.add_argument("--strategy", choices=("auto", "vendored", "rustls", "openssl-dep"), default="auto",
+                   help="force a remedy kind (default: the least invasive that works)")
+    p.add_argument("--allow-dirty", action="store_true", help="write manifests that have uncommitted changes")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour diffs")
     p.add_argument("--target", default=None, metavar="TRIPLE", help="target triple (default: x86_64-unknown-linux-musl)")
     p.add_argument("--blocker", default="openssl-sys", metavar="CRATE", help="the crate to keep out (default: openssl-sys)")
     p.add_argument("--features", "-F", action="append", default=[], help="features to activate (comma or space separated)")
@@ -32,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", action="store_true", help="analyse every workspace member")
     p.add_argument("-p", "--package", action="append", default=[], metavar="SPEC", help="workspace member(s) to analyse")
     p.add_argument("--index-url", default=None, metavar="URL",
-                   help="registry index: https://…, sparse+https://…, or file:///dir (default: https://index.crates.io/)")
+                   help="registry index: https://…, sparse+https://…, or a directory (default: https://index.crates.io/)")
     p.add_argument("-j", "--jobs", type=int, default=16, help="parallel index requests (default: 16)")
     p.add_argument("-V", "--version", action="version", version=f"cargo-static-fix {__version__}")
     return p
@@ -44,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         argv = argv[1:]
     args = build_parser().parse_args(argv)
     try:
+        if args.list_rules:
+            return _list_rules(args)
+        if args.plan is not None:
+            return _apply_plan_file(args)
         return _run(args)
     except CodemodError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -52,9 +66,30 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _color(args) -> bool:
+    if args.color == "always":
+        return True
+    if args.color == "never":
+        return False
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _list_rules(args) -> int:
+    from .rules import load_rules
+
+    rules = load_rules()
+    if args.format == "json":
+        print(json.dumps([r.as_json() for r in rules], indent=2))
+        return EXIT_OK
+    for r in rules:
+        kinds = ", ".join(f"{m.kind} (+{', +'.join(m.add_features)})" for m in r.remedies) or "notes only"
+        print(f"{r.crate} {r.versions}: {kinds}")
+    return EXIT_OK
+
+
 def _run(args) -> int:
     from .registry import open_index
-    from .report import explain_text, result_json
+    from .report import explain_text, plan_lines, plan_status, result_json
     from .run import Options, analyze_manifest
     from .targets import DEFAULT_TARGET, load_target
 
@@ -63,15 +98,131 @@ def _run(args) -> int:
     features = tuple(f for chunk in args.features for f in chunk.replace(",", " ").split())
     opts = Options(target=target, blocker=args.blocker, features=features, all_features=args.all_features,
                    no_default_features=args.no_default_features, dev=args.dev, workspace=args.workspace,
-                   packages=tuple(args.package))
+                   packages=tuple(args.package), strategy=args.strategy)
     index = open_index(args.index_url, jobs=args.jobs)
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
-    results = [analyze_manifest(p, opts, index) for p in paths]
+    results = [analyze_manifest(p, opts, index, plan=True) for p in paths]
+
+    writing = not (args.explain or args.dry_run or args.check)
+    code = EXIT_OK
+    docs, texts = [], []
+    color = _color(args)
+    for r in results:
+        plan = r.plan
+        written = False
+        if plan.status == "unfixable":
+            code = max(code, EXIT_UNFIXABLE)
+        elif plan.status == "fixable":
+            if args.check:
+                code = max(code, EXIT_CHECK)
+            if writing:
+                _write(plan.texts, args.allow_dirty)
+                written = True
+        docs.append(result_json(r, plan_status(r, written)))
+        if args.format == "text":
+            texts.append(_text_for(r, args, color, written))
     if args.format == "json":
-        docs = [result_json(r) for r in results]
         print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
     else:
-        sys.stdout.write("\n".join(explain_text(r) for r in results))
+        sys.stdout.write("".join(texts))
+    return code
+
+
+def _text_for(r, args, color: bool, written: bool) -> str:
+    from .report import explain_text, plan_lines, unified_diff
+
+    if args.explain:
+        return explain_text(r)
+    plan = r.plan
+    out = []
+    if plan.status == "clean":
+        state = "vendored" if r.analysis.vendored else "not in the build"
+        out.append(f"{r.manifest}: nothing to do ({r.analysis.blocker} is {state} for {r.analysis.target})\n")
+        return "".join(out)
+    for w in plan.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if plan.status == "unfixable":
+        print(f"{r.manifest}: cannot fix: {plan.reason}", file=sys.stderr)
+        return ""
+    originals = {}
+    for path in plan.texts:
+        originals[path] = path.read_text(encoding="utf-8") if not written else None
+    if args.dry_run or args.check:
+        for path, new in plan.texts.items():
+            out.append(unified_diff(path, originals[path], new, color))
+        for rem in plan.remedies:
+            print(f"{r.manifest}: would fix: {rem.reason}", file=sys.stderr)
+    else:
+        for rem in plan.remedies:
+            out.append(f"{r.manifest}: fixed: {rem.reason}\n")
+            out.extend(f"  note: {n}\n" for n in rem.notes)
+    return "".join(out)
+
+
+def _dirty(path: Path) -> bool:
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "status", "--porcelain", "--", path.name], cwd=path.parent,
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0 and bool(proc.stdout.strip())
+
+
+def _write(texts: dict[Path, str], allow_dirty: bool) -> None:
+    from .edit import EditError, write_atomic
+
+    if not allow_dirty:
+        for path in texts:
+            if _dirty(path):
+                raise EditError(f"{path}: has uncommitted changes; commit or stash them first, or pass --allow-dirty")
+    for path, text in texts.items():
+        write_atomic(path, text)
+
+
+def _apply_plan_file(args) -> int:
+    from .edit import Edit, EditError, apply_edits, sha256
+    from .report import unified_diff
+
+    try:
+        doc = json.loads(args.plan.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EditError(f"{args.plan}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise EditError(f"{args.plan}: not a plan document: {e}") from None
+    items = doc if isinstance(doc, list) else [doc]
+    by_file: dict[Path, list[Edit]] = {}
+    for item in items:
+        if not isinstance(item, dict) or "manifest" not in item:
+            raise EditError(f"{args.plan}: each plan needs `manifest`, `manifest_sha256` and `plan`")
+        manifest = Path(item["manifest"])
+        try:
+            data = manifest.read_bytes()
+        except FileNotFoundError:
+            raise EditError(f"{manifest}: no such file (named by {args.plan})") from None
+        want = item.get("manifest_sha256")
+        if want is not None and sha256(data) != want:
+            raise EditError(f"{manifest}: changed since the plan was made (sha256 differs); make the plan again")
+        for rem in item.get("plan", []):
+            for e in rem.get("edits", []):
+                edit = Edit.from_json(e)
+                by_file.setdefault(Path(edit.file).resolve(), []).append(edit)
+    texts = {}
+    for path, edits in by_file.items():
+        try:
+            old = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise EditError(f"{path}: no such file (named by {args.plan})") from None
+        texts[path] = (old, apply_edits(old, edits, str(path)))
+    if args.dry_run or args.check:
+        color = _color(args)
+        sys.stdout.write("".join(unified_diff(p, old, new, color) for p, (old, new) in texts.items()))
+        changed = any(old != new for old, new in texts.values())
+        return EXIT_CHECK if args.check and changed else EXIT_OK
+    _write({p: new for p, (old, new) in texts.items() if old != new}, args.allow_dirty)
+    for p in texts:
+        print(f"{p}: plan applied")
     return EXIT_OK
 
 

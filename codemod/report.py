@@ -1,14 +1,17 @@
-"""Output: the explain tree (text) and the JSON object."""
+"""Output: the explain tree, the plan, unified diffs, and the JSON object."""
 
 from __future__ import annotations
 
-from .analyze import Analysis, Culprit
-from .run import Result
+import difflib
+from pathlib import Path
+
+from .analyze import Culprit
+from .run import Result, display_path
 
 
-def result_json(r: Result) -> dict:
+def result_json(r: Result, status: str | None = None) -> dict:
     a = r.analysis
-    return {
+    doc = {
         "manifest": str(r.manifest),
         "target": a.target,
         "blocker": a.blocker,
@@ -17,6 +20,23 @@ def result_json(r: Result) -> dict:
         "host_only": [c.as_json() for c in a.host_only],
         "unanalysable": [u.as_json() for u in r.unanalysable],
     }
+    if r.plan is not None:
+        doc["manifest_sha256"] = r.manifest_sha256
+        doc["status"] = status or plan_status(r, written=False)
+        doc["plan"] = [rem.as_json() for rem in r.plan.remedies]
+        if r.plan.reason:
+            doc["reason"] = r.plan.reason
+        if r.plan.warnings:
+            doc["warnings"] = list(r.plan.warnings)
+    return doc
+
+
+def plan_status(r: Result, written: bool) -> str:
+    if r.plan.status == "clean":
+        return "clean"
+    if r.plan.status == "unfixable":
+        return "unfixable"
+    return "fixed" if written else "would-fix"
 
 
 def _tree(chains: list[tuple[str, ...]], versions: dict[str, str]) -> list[str]:
@@ -33,6 +53,10 @@ def _tree(chains: list[tuple[str, ...]], versions: dict[str, str]) -> list[str]:
         if step.endswith("]") and " [" in step:
             name, feat = step[:-1].split(" [", 1)
             return f'{name} feature "{feat}"'
+        if "]" in step and " [" in step:        # `name [feature] (enabled by …)`
+            name, rest = step.split(" [", 1)
+            feat, note = rest.split("]", 1)
+            return f'{name} feature "{feat}"{note}'
         v = versions.get(step)
         return f"{step} v{v}" if v else step
 
@@ -76,7 +100,24 @@ def explain_text(r: Result) -> str:
         out.append("")
         out.append("Not analysed (cannot be looked up in an index):")
         out.extend(f"  {u.package} → {u.dependency}: {u.reason}" for u in r.unanalysable)
+    if r.plan is not None and r.plan.status != "clean":
+        out.append("")
+        out.extend(plan_lines(r))
     return "\n".join(out) + "\n"
+
+
+def plan_lines(r: Result) -> list[str]:
+    p = r.plan
+    out = [f"warning: {w}" for w in p.warnings]
+    if p.status == "unfixable":
+        out.append(f"Cannot fix: {p.reason}.")
+        return out
+    out.append(f"Plan ({p.evaluations} candidate set{'s' if p.evaluations != 1 else ''} checked by resolving again):")
+    for rem in p.remedies:
+        out.append(f"  [{rem.kind}, {rem.source}] {rem.reason}")
+        for note in rem.notes:
+            out.append(f"    note: {note}")
+    return out
 
 
 def _culprit_lines(culprits: tuple[Culprit, ...]) -> list[str]:
@@ -87,3 +128,24 @@ def _culprit_lines(culprits: tuple[Culprit, ...]) -> list[str]:
         out.append(f"  {c.package} → {c.dependency}{renamed}{kind}:")
         out.extend(f"    {' → '.join(chain)}" for chain in c.chains)
     return out
+
+
+def unified_diff(path: Path, old: str, new: str, color: bool) -> str:
+    name = display_path(path)
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                 fromfile=f"a/{name.lstrip('/')}", tofile=f"b/{name.lstrip('/')}")
+    out = []
+    for line in lines:
+        if not line.endswith("\n"):
+            line += "\n\\ No newline at end of file\n"
+        if color:
+            if line.startswith(("+++", "---")):
+                line = f"\x1b[1m{line.rstrip(chr(10))}\x1b[0m\n"
+            elif line.startswith("+"):
+                line = f"\x1b[32m{line.rstrip(chr(10))}\x1b[0m\n"
+            elif line.startswith("-"):
+                line = f"\x1b[31m{line.rstrip(chr(10))}\x1b[0m\n"
+            elif line.startswith("@@"):
+                line = f"\x1b[36m{line.rstrip(chr(10))}\x1b[0m\n"
+        out.append(line)
+    return "".join(out)
