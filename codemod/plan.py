@@ -250,7 +250,8 @@ def _vendored_candidates(p: _Point, res: Resolution, ws, rules, display, blocker
     for rule in rules_for(rules, pkg.name, pkg.id.version):
         for rem in rule.remedies:
             if rem.kind == "vendored-feature" and all(f in pkg.features for f in rem.add_features):
-                named.setdefault(rem.add_features[0], ("rule", rem.notes or VENDORED_NOTE))
+                note = " ".join(n for n in (rule.notes, rem.notes or VENDORED_NOTE) if n)
+                named.setdefault(rem.add_features[0], ("rule", note))
     lookup = _resolver_lookup(res)
     goal = lambda owner, fv: owner.name == blocker and fv == ("feat", "vendored")  # noqa: E731
     goal_dep = lambda owner, fv: fv[0] == "depfeat" and fv[2] == "vendored" and _dep_is(owner, fv[1], blocker)  # noqa: E731
@@ -300,7 +301,8 @@ def _rustls_candidates(p: _Point, res: Resolution, ws, rules, display) -> list[R
     for rule in rules_for(rules, pkg.name, pkg.id.version):
         for rem in rule.remedies:
             if rem.kind == "rustls" and all(f in pkg.features for f in rem.add_features):
-                specs.append(("rule", rem.add_features, rem.remove_features, rem.default_features, rem.notes))
+                note = " ".join(n for n in (rule.notes, rem.notes) if n)
+                specs.append(("rule", rem.add_features, rem.remove_features, rem.default_features, note))
     if not specs:
         for f in _rustls_features(pkg):
             specs.append(("discovered", (f,), (), None, ""))
