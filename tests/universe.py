@@ -157,6 +157,13 @@ def crates() -> list[C]:
            "runtime-tokio-rustls": ["runtime-tokio", "tls-rustls-ring"],
            "runtime-async-std-native-tls": ["runtime-async-std", "tls-native-tls"],
            "runtime-async-std-rustls": ["runtime-async-std", "tls-rustls-ring"]}),
+        C("sqlx-core", "0.9.0-alpha.1",
+          [D("native-tls", "^0.2.10", optional=True), D("rustls", "^0.21.6", optional=True)],
+          {"_tls-native-tls": ["dep:native-tls"], "_tls-rustls-ring-webpki": ["dep:rustls"], "offline": [], "migrate": []}),
+        C("sqlx", "0.9.0-alpha.1", [D("sqlx-core", "=0.9.0-alpha.1", features=["offline", "migrate"])],
+          {"default": ["json"], "json": [], "tls-native-tls": ["sqlx-core/_tls-native-tls"],
+           "tls-rustls": ["tls-rustls-ring"], "tls-rustls-ring": ["tls-rustls-ring-webpki"],
+           "tls-rustls-ring-webpki": ["sqlx-core/_tls-rustls-ring-webpki"]}),
         # versions: several lines and a yanked newest
         C("openssl", "0.10.55", [D("ffi", "^0.9.90", package="openssl-sys"), D("libc", "^0.2")],
           {"default": [], "vendored": ["ffi/vendored"]}),

@@ -1,0 +1,128 @@
+"""rules/: every feature a rule names exists in the index data it claims to cover, and every rule's
+remedies are snapshot-tested end to end (dry-run diff and JSON plan)."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codemod.rules import RuleError, load_rules, parse_rules
+from codemod.semver import parse_version
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = json.loads((ROOT / "tests/fixtures/rule-features.json").read_text())["crates"]
+RULES = load_rules()
+
+
+def rule_id(rule) -> str:
+    return f"{rule.crate} {rule.versions}"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=rule_id)
+def test_rule_features_exist_in_every_covered_index_version(rule):
+    lines = FIXTURE.get(rule.crate, [])
+    covered = [line for line in lines if rule.covers(rule.crate, line["vers"])]
+    assert covered, f"no index data for {rule_id(rule)}: add real index lines to tests/fixtures/rule-features.json"
+    for line in covered:
+        for remedy in rule.remedies:
+            missing = set(remedy.add_features) - set(line["features"])
+            assert not missing, f"{rule.crate} {line['vers']} has no feature {sorted(missing)}"
+
+
+def test_versions_outside_a_rule_really_lack_its_features():
+    """The boundaries the rules draw are real: tokio-native-tls 0.3.0, native-tls 0.2.0 and
+    hyper-tls 0.3.0 have no `vendored` feature."""
+    by_version = {(c, line["vers"]): set(line["features"]) for c, lines in FIXTURE.items() for line in lines}
+    for crate, version in [("tokio-native-tls", "0.3.0"), ("native-tls", "0.2.0"), ("hyper-tls", "0.3.0")]:
+        assert "vendored" not in by_version[(crate, version)]
+        assert not any(r.covers(crate, version) for r in RULES)
+
+
+def test_every_required_family_has_a_rule_file():
+    assert {p.stem for p in (ROOT / "rules").glob("*.toml")} >= {"reqwest", "native-tls", "openssl", "git2", "ssh2", "curl", "sqlx"}
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[[rules]]\ncrate = "x"\n', "needs `crate` and `versions`"),
+    ('[[rules]]\ncrate = "x"\nversions = "^1"\n[[rules.remedies]]\nkind = "magic"\nadd_features = ["a"]\n', "`kind` must be one of"),
+    ('[[rules]]\ncrate = "x"\nversions = "^1"\n[[rules.remedies]]\nkind = "rustls"\n', "must name at least one feature"),
+    ('[[rules]]\ncrate = "x"\nversions = "one"\n', "invalid version requirement"),
+    ('[[rules]]\ncrate = "x"\nversions = "^1"\nextra = 1\n', "unknown key `extra`"),
+])
+def test_invalid_rules_are_rejected(text, message):
+    with pytest.raises(RuleError, match=message):
+        parse_rules(text, "bad.toml")
+
+
+def test_list_rules_json():
+    r = subprocess.run([sys.executable, "-m", "codemod", "--list-rules", "--format", "json"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert len(doc) == len(RULES)
+    reqwest = next(d for d in doc if d["crate"] == "reqwest" and d["versions"] == ">=0.12, <0.13")
+    assert reqwest["remedies"][1] == {
+        "kind": "rustls", "add_features": ["rustls-tls"],
+        "remove_features": ["default-tls", "native-tls", "native-tls-alpn", "native-tls-vendored"],
+        "default_features": False, "notes": reqwest["remedies"][1]["notes"]}
+    assert set(reqwest["remedies"][0]) == {"kind", "add_features", "remove_features", "default_features", "notes"}
+
+
+# -- one fixture project per rule and remedy kind, run through the command line ---------------------
+
+# rule (crate, versions) -> (dependency line in a fixture manifest, strategy per remedy kind)
+SNAPSHOT_CASES = {
+    ("reqwest", ">=0.9.23, <0.10"): 'reqwest = "=0.9.24"',
+    ("reqwest", ">=0.10, <0.12"): 'reqwest = { version = "0.11.18", features = ["json"] }',
+    ("reqwest", ">=0.12, <0.13"): 'reqwest = { version = "0.12.4", features = ["json"] }',
+    ("native-tls", ">=0.2.1, <0.3"): 'native-tls = "0.2"',
+    ("tokio-native-tls", ">=0.3.1, <0.4"): 'tokio-native-tls = "0.3.1"',
+    ("hyper-tls", ">=0.3.1, <0.7"): 'hyper-tls = "0.5"',
+    ("openssl", ">=0.10.56, <0.11"): 'openssl = "0.10.56"',
+    ("openssl-sys", ">=0.9.91, <0.10"): 'openssl-sys = "0.9.91"',
+    ("git2", ">=0.20.1, <0.21"): 'git2 = "0.20"',
+    ("libgit2-sys", ">=0.18.3, <0.19"): 'libgit2-sys = { version = "0.18.3", features = ["https"] }',
+    ("ssh2", ">=0.9.2, <0.10"): 'ssh2 = "0.9"',
+    ("libssh2-sys", ">=0.3.0, <0.4"): 'libssh2-sys = "0.3"',
+    ("curl", ">=0.4.45, <0.5"): 'curl = "0.4.46"',
+    ("curl-sys", ">=0.4.81, <0.5"): 'curl-sys = "0.4.81"',
+    ("sqlx", ">=0.8.5, <0.9"): 'sqlx = { version = "0.8.6", features = ["runtime-tokio-native-tls"] }',
+    ("sqlx", ">=0.9.0-alpha.1, <0.10"): 'sqlx = { version = "=0.9.0-alpha.1", features = ["tls-native-tls"] }',
+}
+STRATEGY = {"vendored-feature": "vendored", "rustls": "rustls"}
+
+
+def _cases():
+    for rule in RULES:
+        line = SNAPSHOT_CASES.get((rule.crate, rule.versions))
+        for kind in sorted({m.kind for m in rule.remedies}):
+            yield pytest.param(rule, kind, line, id=f"{rule.crate}-{rule.versions}-{kind}")
+
+
+def test_every_rule_has_a_snapshot_case():
+    missing = [rule_id(r) for r in RULES if (r.crate, r.versions) not in SNAPSHOT_CASES]
+    assert not missing, f"add a fixture dependency line to SNAPSHOT_CASES for {missing}"
+
+
+@pytest.mark.parametrize("rule,kind,line", list(_cases()))
+def test_rule_snapshot(rule, kind, line, universe, tmp_path, snapshot):
+    assert line is not None, f"no snapshot case for {rule_id(rule)}"
+    srv, _ = universe
+    proj = tmp_path / "app"
+    (proj / "src").mkdir(parents=True)
+    (proj / "src/lib.rs").write_text("")
+    (proj / "Cargo.toml").write_text(f'[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n{line}\n')
+    args = [sys.executable, "-m", "codemod", "--dry-run", "--strategy", STRATEGY[kind], "--index-url", srv.index_url, "app"]
+    diff = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert diff.returncode == 0, diff.stderr
+    plan = subprocess.run(args + ["--format", "json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    doc = json.loads(plan.stdout)
+    remedies = doc["plan"]
+    assert remedies and all(r["remedy"] == kind for r in remedies)
+    assert any(r["source"] == "rule" for r in remedies), "the rule itself must produce the remedy"
+    doc["manifest_sha256"] = "<sha256>"
+    assert {"diff": diff.stdout, "plan": doc["plan"], "status": doc["status"]} == snapshot
