@@ -352,8 +352,8 @@ def _openssl_dep_candidates(analysis: Analysis, ws, display) -> list[Remedy]:
             if "vendored" not in d.features:
                 edits.append(Edit(file, table_name(d.table), d.name, ("vendored",)))
             continue
-        if any(d.name == choice.name for d in res.deps_of(member)):
-            continue     # the key is taken by another entry; leave it to the user
+        if any(d.name == choice.name and d.table == ("dependencies",) for d in res.deps_of(member)):
+            continue     # [dependencies] already uses the key for another crate; leave it to the user
         edits.append(Edit(file, "dependencies", choice.name, add={"version": choice.version, "features": ["vendored"]}))
     if not edits:
         return []

@@ -318,3 +318,36 @@ def test_seed_project_agrees_with_cargo(tmp_path):
         assert [c.as_json() for c in bundled.analysis.culprits] == [c.as_json() for c in a.culprits]
     finally:
         srv.close()
+
+
+FIX_SCENARIOS = [s for s in SCENARIOS if s.expect and s.expect_vendored is not True and not s.after_lock]
+
+
+@pytest.mark.parametrize("strategy", ["auto", "rustls", "openssl-dep"])
+@pytest.mark.parametrize("sc", FIX_SCENARIOS, ids=[s.id for s in FIX_SCENARIOS])
+def test_cargo_confirms_the_fix(sc: Scenario, strategy, universe, home, tmp_path):
+    """Apply the plan, then ask cargo: openssl-sys must be gone from the target build or vendored."""
+    srv, _ = universe
+    for rel, text in sc.files.items():
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        if rel.endswith("Cargo.toml") and "[package]" in text:
+            (p.parent / "src").mkdir(exist_ok=True)
+            (p.parent / "src" / "lib.rs").write_text("")
+    assert cargo(["generate-lockfile"], tmp_path, home).returncode == 0
+    opts = Options(target=sc.target, strategy=strategy, **{k: v for k, v in sc.args.items() if k != "packages"})
+    result = analyze_manifest(tmp_path, opts, open_index(srv.index_url), plan=True)
+    plan = result.plan
+    if plan.status == "unfixable":
+        assert strategy == "rustls", plan.reason          # only a forced rustls switch may be impossible (git2, curl 0.4.44)
+        return
+    assert plan.status == "fixable"
+    for path, text in plan.texts.items():
+        path.write_text(text)
+    flags = cargo_flags(sc.args)
+    versions, feats = cargo_blocker_features(tmp_path, home, sc.target, flags)
+    assert not versions or "vendored" in feats, (plan.edits, versions, feats)
+    members = {p.name for p in result.workspace.selected_ids()}
+    if strategy == "rustls":
+        assert cargo_culprits(tmp_path, home, sc.target, "features,normal,no-proc-macro", flags, members) == set()
