@@ -84,6 +84,18 @@ class C:
         return obj
 
 
+def write_project(root: Path, files: dict[str, str]) -> Path:
+    """Write a project's files; every package gets an empty src/lib.rs so cargo accepts it."""
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        if rel.endswith("Cargo.toml") and "[package]" in text:
+            (p.parent / "src").mkdir(exist_ok=True)
+            (p.parent / "src" / "lib.rs").write_text("")
+    return root
+
+
 def write_registry(root: Path, crates: list[C], raw_lines: dict[str, list[str]] | None = None) -> Path:
     """Write index files under root/index and archives under root/crates; returns root/index."""
     index = root / "index"

@@ -21,7 +21,7 @@ import pytest
 from codemod.registry import open_index
 from codemod.run import Options, analyze_manifest
 from conftest import cargo_available
-from fixture_registry import cargo_home
+from fixture_registry import cargo_home, write_project
 
 pytestmark = [
     pytest.mark.cargo,
@@ -244,13 +244,7 @@ def home(universe, tmp_path_factory):
 @pytest.mark.parametrize("sc", SCENARIOS, ids=[s.id for s in SCENARIOS])
 def test_agrees_with_cargo_tree(sc: Scenario, universe, home, tmp_path):
     srv, _ = universe
-    for rel, text in sc.files.items():
-        p = tmp_path / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-        if rel.endswith("Cargo.toml") and "[package]" in text:
-            (p.parent / "src").mkdir(exist_ok=True)
-            (p.parent / "src" / "lib.rs").write_text("")
+    write_project(tmp_path, sc.files)
     r = cargo(["generate-lockfile"], tmp_path, home)
     assert r.returncode == 0, r.stderr
     for cmd in sc.after_lock:
@@ -328,13 +322,7 @@ FIX_SCENARIOS = [s for s in SCENARIOS if s.expect and s.expect_vendored is not T
 def test_cargo_confirms_the_fix(sc: Scenario, strategy, universe, home, tmp_path):
     """Apply the plan, then ask cargo: openssl-sys must be gone from the target build or vendored."""
     srv, _ = universe
-    for rel, text in sc.files.items():
-        p = tmp_path / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-        if rel.endswith("Cargo.toml") and "[package]" in text:
-            (p.parent / "src").mkdir(exist_ok=True)
-            (p.parent / "src" / "lib.rs").write_text("")
+    write_project(tmp_path, sc.files)
     assert cargo(["generate-lockfile"], tmp_path, home).returncode == 0
     opts = Options(target=sc.target, strategy=strategy, **{k: v for k, v in sc.args.items() if k != "packages"})
     result = analyze_manifest(tmp_path, opts, open_index(srv.index_url), plan=True)

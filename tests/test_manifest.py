@@ -7,14 +7,7 @@ import pytest
 from codemod.errors import ManifestError
 from codemod.manifest import load_manifest, manifest_deps
 from codemod.workspace import load_workspace
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return root
+from fixture_registry import write_project as write
 
 
 ALL_FORMS = '''[package]

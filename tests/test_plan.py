@@ -10,6 +10,7 @@ import pytest
 
 from codemod.registry import open_index
 from codemod.run import Options, analyze_manifest
+from fixture_registry import write_project
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = str(ROOT / "examples/registry/index")
@@ -70,17 +71,6 @@ def test_check_exits_1_and_json_reports_would_fix(tmp_path):
     assert step["remedy"] == "vendored-feature" and step["source"] == "rule"
     assert step["edits"] == [{"file": str(proj / "Cargo.toml"), "table": "dependencies", "dependency": "reqwest",
                                "add_features": ["native-tls-vendored"], "remove_features": [], "default_features": None}]
-
-
-def write_project(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-        if rel.endswith("Cargo.toml") and "[package]" in text:
-            (p.parent / "src").mkdir(exist_ok=True)
-            (p.parent / "src/lib.rs").write_text("")
-    return root
 
 
 PKG = '[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n'
