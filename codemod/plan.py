@@ -128,13 +128,17 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
         if picked:
             combos.append(picked)
     combos.sort(key=lambda rs: tuple(map(sum, zip(*(r.cost for r in rs)))))
+    advice = tuple(dict.fromkeys(
+        rule.notes for p in points for rule in rules_for(rules, p.crate.name, p.crate.version)
+        if not rule.remedies and rule.notes))
     for combo in combos[:MAX_EVALUATIONS]:
         edits = [e for r in combo for e in r.edits]
         texts = checker.fixes(edits)
         if texts is not None:
+            combo = tuple(replace(r, notes=tuple(dict.fromkeys(r.notes + advice))) for r in combo)
             return Plan("fixable", combo, texts, warnings=warnings, evaluations=checker.evaluations)
-    return Plan("unfixable", reason=_why_unfixable(points, per_point, globals_, strategy, res),
-                warnings=warnings, evaluations=checker.evaluations)
+    reason = _why_unfixable(points, per_point, globals_, strategy, res)
+    return Plan("unfixable", reason=" ".join((reason, *advice)), warnings=warnings, evaluations=checker.evaluations)
 
 
 # -- where to cut -------------------------------------------------------------------------------

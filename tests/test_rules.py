@@ -43,7 +43,9 @@ def test_versions_outside_a_rule_really_lack_its_features():
 
 
 def test_every_required_family_has_a_rule_file():
-    assert {p.stem for p in (ROOT / "rules").glob("*.toml")} >= {"reqwest", "native-tls", "openssl", "git2", "ssh2", "curl", "sqlx"}
+    assert {p.stem for p in (ROOT / "rules").glob("*.toml")} >= {
+        "reqwest", "native-tls", "openssl", "git2", "ssh2", "curl", "sqlx", "tungstenite", "attohttpc", "redis",
+        "rdkafka", "postgres"}
 
 
 @pytest.mark.parametrize("text,message", [
@@ -92,6 +94,15 @@ SNAPSHOT_CASES = {
     ("curl-sys", ">=0.4.81, <0.5"): 'curl-sys = "0.4.81"',
     ("sqlx", ">=0.8.5, <0.9"): 'sqlx = { version = "0.8.6", features = ["runtime-tokio-native-tls"] }',
     ("sqlx", ">=0.9.0-alpha.1, <0.10"): 'sqlx = { version = "=0.9.0-alpha.1", features = ["tls-native-tls"] }',
+    ("sqlx", ">=0.7.3, <0.8"): 'sqlx = { version = "0.7.4", features = ["runtime-tokio-native-tls"] }',
+    ("tungstenite", ">=0.21.0, <0.22"): 'tungstenite = { version = "0.21", features = ["native-tls"] }',
+    ("tokio-tungstenite", ">=0.27.0, <0.28"): 'tokio-tungstenite = { version = "0.27", features = ["native-tls"] }',
+    ("attohttpc", ">=0.28.0, <0.29"): 'attohttpc = { version = "0.28", features = ["json"] }',
+    ("redis", ">=0.25.3, <0.26"): 'redis = { version = "0.25.3", features = ["tokio-native-tls-comp"] }',
+    ("rdkafka", ">=0.36.2, <0.37"): 'rdkafka = { version = "0.36", features = ["ssl"] }',
+    ("async-native-tls", ">=0.4.0, <0.7"): 'async-native-tls = "0.6"',
+    ("postgres-native-tls", ">=0.4.0, <0.6"): 'postgres-native-tls = "0.5"',
+    ("postgres-openssl", ">=0.5.0, <0.6"): 'postgres-openssl = "0.5"',
 }
 STRATEGY = {"vendored-feature": "vendored", "rustls": "rustls"}
 
@@ -126,3 +137,19 @@ def test_rule_snapshot(rule, kind, line, universe, tmp_path, snapshot):
     assert any(r["source"] == "rule" for r in remedies), "the rule itself must produce the remedy"
     doc["manifest_sha256"] = "<sha256>"
     assert {"diff": diff.stdout, "plan": doc["plan"], "status": doc["status"]} == snapshot
+
+
+@pytest.mark.parametrize("crate", ["postgres-native-tls", "postgres-openssl"])
+def test_notes_only_rules_reach_the_user(crate, universe, tmp_path):
+    """Crates with no feature to change: the plan vendors OpenSSL another way and passes the rule's advice on."""
+    srv, _ = universe
+    proj = tmp_path / "app"
+    (proj / "src").mkdir(parents=True)
+    (proj / "src/lib.rs").write_text("")
+    (proj / "Cargo.toml").write_text(f'[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n{crate} = "0.5"\n')
+    r = subprocess.run([sys.executable, "-m", "codemod", "--dry-run", "--format", "json", "--index-url", srv.index_url, "app"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "would-fix"
+    notes = [n for rem in doc["plan"] for n in rem["notes"]]
+    assert any("tokio-postgres-rustls" in n for n in notes), notes
