@@ -45,7 +45,7 @@ def test_versions_outside_a_rule_really_lack_its_features():
 def test_every_required_family_has_a_rule_file():
     assert {p.stem for p in (ROOT / "rules").glob("*.toml")} >= {
         "reqwest", "native-tls", "openssl", "git2", "ssh2", "curl", "sqlx", "tungstenite", "attohttpc", "redis",
-        "rdkafka", "postgres"}
+        "rdkafka", "postgres", "lettre", "isahc", "ureq", "actix", "mongodb"}
 
 
 @pytest.mark.parametrize("text,message", [
@@ -103,6 +103,12 @@ SNAPSHOT_CASES = {
     ("async-native-tls", ">=0.4.0, <0.7"): 'async-native-tls = "0.6"',
     ("postgres-native-tls", ">=0.4.0, <0.6"): 'postgres-native-tls = "0.5"',
     ("postgres-openssl", ">=0.5.0, <0.6"): 'postgres-openssl = "0.5"',
+    ("lettre", ">=0.11.7, <0.12"): 'lettre = "0.11.7"',
+    ("isahc", ">=1.7.2, <2"): 'isahc = "1.7"',
+    ("ureq", ">=3.0.6, <4"): 'ureq = { version = "3.0.6", features = ["native-tls"] }',
+    ("actix-web", ">=4.5.0, <5"): 'actix-web = { version = "4.5", features = ["openssl"] }',
+    ("awc", ">=3.5.0, <4"): 'awc = { version = "3.5", features = ["openssl"] }',
+    ("mongodb", ">=3.9.0, <4"): 'mongodb = { version = "3.9", features = ["openssl-tls"] }',
 }
 STRATEGY = {"vendored-feature": "vendored", "rustls": "rustls"}
 
