@@ -34,14 +34,15 @@ class Remedy:
     reason: str
     edits: tuple[Edit, ...]
     notes: tuple[str, ...] = ()
+    misfit: int = 0                # 1 when a rule's switch does not name a feature the entry has
 
     def as_json(self) -> dict:
         return {"remedy": self.kind, "source": self.source, "reason": self.reason,
                 "edits": [e.as_json() for e in self.edits], "notes": list(self.notes)}
 
     @property
-    def cost(self) -> tuple[int, int, int]:
-        return (COST[self.kind], len(self.edits), self.source != "rule")
+    def cost(self) -> tuple[int, int, int, int]:
+        return (COST[self.kind], len(self.edits), self.misfit, self.source != "rule")
 
 
 @dataclass
@@ -327,10 +328,12 @@ def _rustls_candidates(p: _Point, res: Resolution, ws, rules, display) -> list[R
         edits = _feature_edit(p, ws, display, add=adds, remove=tuple(remove),
                               default_features=False if needs_off and p.dep.default_features else None)
         kept_defaults = f"; keeps the other default features ({', '.join(readd)})" if readd else ""
+        # a rule's switch that replaces a feature the entry names fits better than one that does not
+        misfit = int(bool(remove_extra) and not set(remove_extra) & set(p.dep.features))
         out.append(Remedy("rustls", source,
                           f"switch {pkg.name} {pkg.id.version} to rustls with `{'`, `'.join(add)}`"
                           + (", default features off" if needs_off else "") + kept_defaults,
-                          tuple(edits), (note,) if note else ()))
+                          tuple(edits), (note,) if note else (), misfit))
     return out
 
 
