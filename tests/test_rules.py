@@ -110,7 +110,7 @@ SNAPSHOT_CASES = {
     ("awc", ">=3.5.0, <4"): 'awc = { version = "3.5", features = ["openssl"] }',
     ("mongodb", ">=3.9.0, <4"): 'mongodb = { version = "3.9", features = ["openssl-tls"] }',
     ("ureq", ">=2.11.0, <3"): 'ureq = { version = "2.12", features = ["native-tls"] }',
-    ("sqlx", ">=0.6.3, <0.7"): 'sqlx = { version = "0.6.3", features = ["runtime-actix-native-tls", "postgres"] }',
+    ("sqlx", ">=0.5.13, <0.7"): 'sqlx = { version = "0.6.3", features = ["runtime-actix-native-tls", "postgres"] }',
 }
 STRATEGY = {"vendored-feature": "vendored", "rustls": "rustls"}
 
