@@ -181,3 +181,12 @@ def test_refuses_dirty_git_manifest_unless_allowed(tmp_path):
     assert (proj / "Cargo.toml").read_text() == before
     r = cli(str(proj), "--index-url", SEED, "--allow-dirty")
     assert r.returncode == 0 and "native-tls-vendored" in (proj / "Cargo.toml").read_text()
+
+
+def test_diff_colour_follows_the_color_flag(tmp_path):
+    proj = hello(tmp_path)
+    coloured = cli("--dry-run", "--color", "always", str(proj), "--index-url", SEED).stdout
+    plain = cli("--dry-run", "--color", "never", str(proj), "--index-url", SEED).stdout
+    assert "\x1b[32m+reqwest" in coloured and "\x1b[31m-reqwest" in coloured
+    assert "\x1b[" not in plain and "+reqwest" in plain
+    assert cli("--dry-run", str(proj), "--index-url", SEED).stdout == plain     # piped: auto means no colour
