@@ -43,7 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--package", action="append", default=[], metavar="SPEC", help="workspace member(s) to analyse")
     p.add_argument("--index-url", default=None, metavar="URL",
                    help="registry index: https://…, sparse+https://…, or a directory (default: https://index.crates.io/)")
-    p.add_argument("-j", "--jobs", type=int, default=16, help="parallel index requests (default: 16)")
+    p.add_argument("-j", "--jobs", type=int, default=16, help="index requests in flight at once (default: 16)")
+    p.add_argument("--offline", action="store_true", help="no network: read cargo's own index cache ($CARGO_HOME/registry/index)")
+    p.add_argument("--locked", action="store_true", help="use only versions in Cargo.lock; fail if a crate is not locked")
+    p.add_argument("--frozen", action="store_true", help="--offline and --locked")
+    p.add_argument("--refresh", action="store_true", help="revalidate cached index files now, even if still fresh")
+    p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                   help="where index files are cached (default: $CARGO_STATIC_FIX_CACHE_DIR or the platform cache dir)")
     p.add_argument("-V", "--version", action="version", version=f"cargo-static-fix {__version__}")
     return p
 
@@ -87,8 +93,18 @@ def _list_rules(args) -> int:
     return EXIT_OK
 
 
+def _open_registry(args, first: Path):
+    from .registry.cache import HttpCache, default_cache_dir
+    from .registry.config import open_registry
+
+    offline = args.offline or args.frozen
+    cache = None if offline else HttpCache(args.cache_dir or default_cache_dir())
+    project = first if first.suffix != ".toml" else first.parent
+    return open_registry(project, index_url=args.index_url, offline=offline, cache=cache,
+                         refresh=args.refresh, jobs=args.jobs)
+
+
 def _run(args) -> int:
-    from .registry import open_index
     from .report import explain_text, plan_lines, plan_status, result_json
     from .run import Options, analyze_manifest
     from .targets import DEFAULT_TARGET, load_target
@@ -98,9 +114,9 @@ def _run(args) -> int:
     features = tuple(f for chunk in args.features for f in chunk.replace(",", " ").split())
     opts = Options(target=target, blocker=args.blocker, features=features, all_features=args.all_features,
                    no_default_features=args.no_default_features, dev=args.dev, workspace=args.workspace,
-                   packages=tuple(args.package), strategy=args.strategy)
-    index = open_index(args.index_url, jobs=args.jobs)
+                   packages=tuple(args.package), strategy=args.strategy, locked=args.locked or args.frozen)
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
+    index = _open_registry(args, paths[0])
     results = [analyze_manifest(p, opts, index, plan=True) for p in paths]
 
     writing = not (args.explain or args.dry_run or args.check)

@@ -29,8 +29,10 @@ TARGET_SIDE, HOST_SIDE = "target", "host"
 
 
 class NeedCrates(Exception):
-    def __init__(self, names: set[str]):
-        super().__init__(", ".join(sorted(names)))
+    """The index data the resolver lacks: (registry or None, crate name) pairs."""
+
+    def __init__(self, names: set[tuple[str | None, str]]):
+        super().__init__(", ".join(sorted(n for _, n in names)))
         self.names = names
 
 
@@ -73,6 +75,7 @@ class ResolveInput:
     dev: bool = False                   # build dev units (the root's dev-dependencies)
     extra: tuple[tuple[PkgId, Dep], ...] = ()   # dependencies a plan adds to a member
     rust_version: str | None = None     # the workspace's MSRV: resolver 3 prefers versions that support it
+    locked: bool = False                # --locked: only versions Cargo.lock names
 
 
 @dataclass
@@ -115,25 +118,26 @@ class _Versions:
         self.index = index
         self.pins: dict[str, dict[tuple, str]] = {}        # name -> compatible line -> version
         self.line_reqs: dict[tuple[str, tuple], set[str]] = {}
-        self.by_name: dict[str, dict[str, Package]] = {}
-        self.missing: set[str] = set()
+        self.by_name: dict[tuple, dict[str, Package] | None] = {}
+        self.missing: set[tuple[str | None, str]] = set()
         self.locked: dict[str, list[str]] = inp.lock
 
-    def _versions(self, name: str) -> dict[str, Package] | None:
-        if name not in self.by_name:
-            pkgs = self.index.get(name)
-            self.by_name[name] = None if pkgs is None else {p.id.version: p for p in pkgs}
-        return self.by_name[name]
+    def _versions(self, name: str, registry: str | None) -> dict[str, Package] | None:
+        key = (registry, name)
+        if key not in self.by_name:
+            pkgs = self.index.get(name, registry)
+            self.by_name[key] = None if pkgs is None else {p.id.version: p for p in pkgs}
+        return self.by_name[key]
 
     def choose(self, dep: Dep, chain) -> Package | None:
         """The package this dependency resolves to; None while its index file is not loaded."""
         if dep.source == "path":
             return self.inp.locals[dep.path]
         name = dep.package
-        if not self.index.loaded(name):
-            self.missing.add(name)
+        if not self.index.loaded(name, dep.registry):
+            self.missing.add((dep.registry, name))
             return None
-        versions = self._versions(name)
+        versions = self._versions(name, dep.registry)
         if versions is None:
             raise UnknownCrate(f"no crate named `{name}` in the index (required by {chain()})")
         try:
@@ -147,6 +151,9 @@ class _Versions:
         locked = [v for v in self.locked.get(name, ()) if v in versions and req.matches(parse_version(v))]
         if locked:
             best = max(locked, key=parse_version)
+        elif self.inp.locked:
+            raise ResolveError(f"--locked: Cargo.lock has no version of `{name}` matching `{dep.req}` "
+                               f"(required by {chain()}); run without --locked to choose one as cargo would")
         else:
             ok = [v for v, p in versions.items() if not p.yanked and req.matches(parse_version(v))]
             if not ok:

@@ -27,6 +27,7 @@ class Options:
     workspace: bool = False
     packages: tuple[str, ...] = ()
     strategy: str = "auto"
+    locked: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ def resolve_with_fetch(inp: ResolveInput, index: IndexSource):
 
 
 def build_input(ws: Workspace, opts: Options) -> ResolveInput:
+    if opts.locked and not ws.lock_path.is_file():
+        raise ResolveError(f"{ws.lock_path}: --locked needs a Cargo.lock, and there is none")
     return ResolveInput(
         locals={str(d): p for d, p in ws.packages.items()},
         members=tuple(ws.member_ids()),
@@ -72,6 +75,7 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
         no_default_features=opts.no_default_features,
         dev=opts.dev,
         rust_version=ws.rust_version,
+        locked=opts.locked,
     )
 
 

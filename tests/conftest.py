@@ -21,6 +21,14 @@ class TopLevelSnapshots(AmberSnapshotExtension):
         return str(ROOT / "snapshots" / Path(test_location.filepath).stem)
 
 
+@pytest.fixture(autouse=True)
+def isolated_homes(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's index cache or cargo configuration."""
+    base = tmp_path_factory.mktemp("homes")
+    monkeypatch.setenv("CARGO_STATIC_FIX_CACHE_DIR", str(base / "cache"))
+    monkeypatch.setenv("CARGO_HOME", str(base / "cargo-home"))
+
+
 @pytest.fixture
 def snapshot(snapshot):
     return snapshot.use_extension(TopLevelSnapshots)

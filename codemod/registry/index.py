@@ -15,6 +15,8 @@ from ..errors import RegistryError
 from ..model import BUILD, DEV, NORMAL, Dep, Package, PkgId, build_feature_map
 from ..proc_macros import is_proc_macro
 
+__all__ = ["IndexSource", "MultiIndex", "open_index", "parse_index_file", "parse_index_line", "index_path"]
+
 DEFAULT_INDEX = "https://index.crates.io/"
 _KINDS = {"normal": NORMAL, "build": BUILD, "dev": DEV, None: NORMAL}
 
@@ -31,6 +33,13 @@ def index_path(name: str) -> str:
     return f"{n[:2]}/{n[2:4]}/{n}"
 
 
+def _registry(url: str | None) -> str | None:
+    """Index lines name another registry by its index URL; crates.io is the default."""
+    if url is None or url.rstrip("/") in ("https://github.com/rust-lang/crates.io-index", "sparse+https://index.crates.io"):
+        return None
+    return url
+
+
 def parse_index_line(obj: dict) -> Package:
     deps = []
     for d in obj.get("deps", ()):
@@ -39,7 +48,7 @@ def parse_index_line(obj: dict) -> Package:
             name=d["name"], package=d.get("package") or d["name"], req=d["req"], kind=kind,
             target=d.get("target"), optional=d.get("optional", False),
             default_features=d.get("default_features", True), features=tuple(d.get("features", ())),
-            registry=d.get("registry"),
+            registry=_registry(d.get("registry")),
         ))
     raw = dict(obj.get("features") or {})
     for k, v in (obj.get("features2") or {}).items():
@@ -66,100 +75,108 @@ def parse_index_file(text: str, where: str) -> list[Package]:
 
 
 class IndexSource:
-    """Crate name -> list of versions (None when the registry has no such crate).
+    """Crate name -> list of versions (None when the registry has no such crate), from one source.
 
     ``fetch_many`` loads several files at once; ``get`` answers only what is loaded (the
     resolver asks for what it lacks, and the caller fetches a whole level in one go)."""
 
-    def __init__(self, url: str, jobs: int = 16, timeout: float = 30.0):
-        self.url = url
+    def __init__(self, source, jobs: int = 16):
+        self.source = source
         self.jobs = jobs
-        self.timeout = timeout
         self._data: dict[str, list[Package] | None] = {}
-        self.requests = 0
+        self.files = 0
         self.round_trips = 0
-        self._session = None
 
-    # -- what the resolver sees
-    def loaded(self, name: str) -> bool:
-        return name in self._data
+    @property
+    def where(self) -> str:
+        return self.source.where
 
-    def get(self, name: str) -> list[Package] | None:
-        return self._data[name]
+    @property
+    def requests(self) -> int:
+        """HTTP requests made (0 for local sources)."""
+        fetcher = getattr(self.source, "fetcher", None)
+        return fetcher.requests if fetcher is not None else 0
 
-    # -- fetching
+    def loaded(self, name: str, registry: str | None = None) -> bool:
+        return name.lower() in self._data
+
+    def get(self, name: str, registry: str | None = None) -> list[Package] | None:
+        return self._data[name.lower()]
+
     def fetch_many(self, names) -> None:
-        todo = sorted({n for n in names if n not in self._data})
+        todo = sorted({(n[1] if isinstance(n, tuple) else n).lower() for n in names} - set(self._data))
         if not todo:
             return
         self.round_trips += 1
+        self.files += len(todo)
         if len(todo) == 1 or self.jobs <= 1:
-            results = [self._fetch(n) for n in todo]
+            results = [self.source.fetch(n) for n in todo]
         else:
             with ThreadPoolExecutor(max_workers=min(self.jobs, len(todo))) as pool:
-                results = list(pool.map(self._fetch, todo))
+                results = list(pool.map(self.source.fetch, todo))
         for n, r in zip(todo, results):
             self._data[n] = r
 
-    def _fetch(self, name: str) -> list[Package] | None:
-        self.requests += 1
-        text, where = self._read(index_path(name))
-        if text is None:
-            return None
-        return parse_index_file(text, where)
 
-    def _read(self, rel: str) -> tuple[str | None, str]:
-        parsed = urlparse(self.url)
-        if parsed.scheme == "file":
-            p = Path(unquote(parsed.path)) / rel
-            try:
-                return p.read_text(encoding="utf-8"), str(p)
-            except FileNotFoundError:
-                return None, str(p)
-            except OSError as e:
-                raise RegistryError(f"{p}: cannot read: {e}") from None
-        return self._get_http(rel)
+class MultiIndex:
+    """Several registries: crates.io (or what replaces it) and the named ones in `[registries]`.
+    A dependency's `registry` is a name in manifests and an index URL in index lines."""
 
-    def _get_http(self, rel: str) -> tuple[str | None, str]:
-        import requests
+    def __init__(self, default: IndexSource, named: dict[str, IndexSource] | None = None):
+        self.default = default
+        self.named = named or {}
 
-        if self._session is None:
-            from .. import __version__
+    def _pick(self, registry: str | None) -> IndexSource:
+        if registry is None or registry in CRATES_IO_NAMES:
+            return self.default
+        idx = self.named.get(registry) or self.named.get(registry.rstrip("/"))
+        if idx is None:
+            raise RegistryError(f"no registry named `{registry}` is configured (add it under [registries] in .cargo/config.toml)")
+        return idx
 
-            s = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=max(self.jobs, 1))
-            s.mount("http://", adapter)
-            s.mount("https://", adapter)
-            s.headers["User-Agent"] = f"cargo-static-fix/{__version__} (+https://github.com/cargo-static-fix/cargo-static-fix)"
-            self._session = s
-        url = self.url.rstrip("/") + "/" + rel
-        try:
-            r = self._session.get(url, timeout=self.timeout)
-        except requests.RequestException as e:
-            raise RegistryError(f"{url}: cannot reach the index: {_short(e)}") from None
-        if r.status_code in (404, 410, 451):
-            return None, url
-        if r.status_code != 200:
-            raise RegistryError(f"{url}: the index answered HTTP {r.status_code}")
-        return r.text, url
+    def loaded(self, name: str, registry: str | None = None) -> bool:
+        return self._pick(registry).loaded(name)
 
+    def get(self, name: str, registry: str | None = None) -> list[Package] | None:
+        return self._pick(registry).get(name)
 
-def _short(e: Exception) -> str:
-    text = str(e)
-    if "Connection refused" in text:
-        return "connection refused"
-    if "timed out" in text.lower():
-        return "timed out"
-    return text.splitlines()[0][:200] if text else type(e).__name__
+    def fetch_many(self, names) -> None:
+        groups: dict[str | None, set[str]] = {}
+        for n in names:
+            registry, name = n if isinstance(n, tuple) else (None, n)
+            groups.setdefault(registry, set()).add(name)
+        for registry, group in groups.items():
+            self._pick(registry).fetch_many(group)
+
+    @property
+    def requests(self) -> int:
+        return self.default.requests + sum(i.requests for i in self.named.values())
+
+    @property
+    def round_trips(self) -> int:
+        return self.default.round_trips + sum(i.round_trips for i in self.named.values())
+
+    @property
+    def where(self) -> str:
+        return self.default.where
 
 
-def open_index(url: str | None, jobs: int = 16) -> IndexSource:
+CRATES_IO_NAMES = frozenset({"crates-io", "https://github.com/rust-lang/crates.io-index", "sparse+https://index.crates.io/"})
+
+
+def open_index(url: str | None, jobs: int = 16, cache=None, refresh: bool = False) -> IndexSource:
+    """An index from a URL (`https://`, `sparse+https://`, `file:///`) or a directory path."""
+    from .http import HttpFetcher
+    from .sources import DirSource, SparseSource
+
     url = url or DEFAULT_INDEX
     if url.startswith("sparse+"):
         url = url[len("sparse+"):]
     if "://" not in url:
         url = Path(url).resolve().as_uri()      # a plain directory path
-    scheme = urlparse(url).scheme
-    if scheme not in ("http", "https", "file"):
-        raise RegistryError(f"{url}: unsupported index URL (use https://, sparse+https://, or file:///dir)")
-    return IndexSource(url, jobs=jobs)
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return IndexSource(DirSource(Path(unquote(parsed.path))), jobs)
+    if parsed.scheme in ("http", "https"):
+        return IndexSource(SparseSource(HttpFetcher(url, cache, jobs, refresh=refresh)), jobs)
+    raise RegistryError(f"{url}: unsupported index URL (use https://, sparse+https://, or file:///dir)")
