@@ -12,7 +12,7 @@ from .errors import ResolveError
 from .lockfile import load_lock
 from .manifest import Unanalysable
 from .registry.index import IndexSource
-from .resolve import NeedCrates, ResolveInput, resolve
+from .resolve import NeedCrates, ResolveInput, UnknownCrate, resolve
 from .workspace import Workspace, load_workspace
 
 
@@ -88,6 +88,12 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
     manifest = _manifest_file(path)
     try:
         res = resolve_with_fetch(build_input(ws, opts), index)
+    except UnknownCrate as e:
+        if getattr(index, "offline", False):
+            missing = ", ".join(f"`{n}`" for n in index.absent())
+            raise ResolveError(f"{manifest}: --offline: cargo's index cache ({index.where}) has no data for {missing}; "
+                               f"run cargo once with network, or drop --offline ({e})") from None
+        raise ResolveError(f"{manifest}: {e}") from None
     except ResolveError as e:
         raise ResolveError(f"{manifest}: {e}") from None
     analysis = analyze(res, opts.blocker)

@@ -30,12 +30,15 @@ class D:
     target: str | None = None
     kind: str = "normal"
     package: str | None = None
+    registry: str | None = None
 
     def line(self) -> dict:
         d = {"name": self.name, "req": self.req, "features": self.features, "optional": self.optional,
              "default_features": self.default_features, "target": self.target, "kind": self.kind}
         if self.package:
             d["package"] = self.package
+        if self.registry:
+            d["registry"] = self.registry
         return d
 
 
@@ -51,14 +54,34 @@ class C:
     proc_macro: bool = False
     yanked: bool = False
 
+    def manifest(self) -> str:
+        """The normalized Cargo.toml `cargo package` would write: the same facts as the index line."""
+        q = json.dumps
+        out = f'[package]\nname = {q(self.name)}\nversion = {q(self.vers)}\nedition = "2018"\n'
+        if self.links:
+            out += f'links = {q(self.links)}\nbuild = "build.rs"\n'
+        if self.proc_macro:
+            out += "\n[lib]\nproc-macro = true\n"
+        if self.features:
+            out += "\n[features]\n" + "".join(f"{q(k)} = {q(v)}\n" for k, v in self.features.items())
+        for d in self.deps:
+            table = {"normal": "dependencies", "build": "build-dependencies", "dev": "dev-dependencies"}[d.kind]
+            if d.target:
+                table = f"target.'{d.target}'.{table}"
+            out += f"\n[{table}.{q(d.name)}]\nversion = {q(d.req)}\n"
+            if d.package:
+                out += f"package = {q(d.package)}\n"
+            if d.optional:
+                out += "optional = true\n"
+            if not d.default_features:
+                out += "default-features = false\n"
+            if d.features:
+                out += f"features = {q(d.features)}\n"
+        return out
+
     def archive(self) -> bytes:
         root = f"{self.name}-{self.vers}"
-        manifest = f'[package]\nname = "{self.name}"\nversion = "{self.vers}"\nedition = "2018"\n'
-        if self.links:
-            manifest += f'links = "{self.links}"\nbuild = "build.rs"\n'
-        if self.proc_macro:
-            manifest += "\n[lib]\nproc-macro = true\n"
-        files = {"Cargo.toml": manifest, "src/lib.rs": ""}
+        files = {"Cargo.toml": self.manifest(), "src/lib.rs": ""}
         if self.links:
             files["build.rs"] = "fn main() {}\n"
         buf = io.BytesIO()

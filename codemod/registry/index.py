@@ -92,6 +92,14 @@ class IndexSource:
         return self.source.where
 
     @property
+    def offline(self) -> bool:
+        return type(self.source).__name__ == "CargoCacheSource"
+
+    def absent(self) -> list[str]:
+        """Crates asked for that the source does not have."""
+        return sorted(n for n, v in self._data.items() if v is None)
+
+    @property
     def requests(self) -> int:
         """HTTP requests made (0 for local sources)."""
         fetcher = getattr(self.source, "fetcher", None)
@@ -155,6 +163,13 @@ class MultiIndex:
     @property
     def round_trips(self) -> int:
         return self.default.round_trips + sum(i.round_trips for i in self.named.values())
+
+    @property
+    def offline(self) -> bool:
+        return self.default.offline
+
+    def absent(self) -> list[str]:
+        return self.default.absent()
 
     @property
     def where(self) -> str:
