@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -47,9 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="no network: read cargo's own index cache ($CARGO_HOME/registry/index)")
     p.add_argument("--locked", action="store_true", help="use only versions in Cargo.lock; fail if a crate is not locked")
     p.add_argument("--frozen", action="store_true", help="--offline and --locked")
+    p.add_argument("--prefetch", choices=("off", "normal", "features", "all"), default="features",
+                   help="fetch what crates will likely need before the resolver asks: off; normal (non-optional "
+                        "dependencies); features (also optional ones the asked-for features turn on; default); all")
     p.add_argument("--refresh", action="store_true", help="revalidate cached index files now, even if still fresh")
     p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                    help="where index files are cached (default: $CARGO_STATIC_FIX_CACHE_DIR or the platform cache dir)")
+    p.add_argument("-v", "--verbose", action="store_true", help="report index requests, round trips and timing on stderr")
     p.add_argument("-V", "--version", action="version", version=f"cargo-static-fix {__version__}")
     return p
 
@@ -101,13 +106,44 @@ def _open_registry(args, first: Path):
     cache = None if offline else HttpCache(args.cache_dir or default_cache_dir())
     project = first if first.suffix != ".toml" else first.parent
     return open_registry(project, index_url=args.index_url, offline=offline, cache=cache,
-                         refresh=args.refresh, jobs=args.jobs)
+                         refresh=args.refresh, jobs=args.jobs, speculate=args.prefetch)
+
+
+def _early_fetch(index, path: Path):
+    """Start fetching the direct dependencies' index files while the rest of the tool loads: the
+    network waits and the imports overlap. Errors are left for the real resolution to report."""
+    import threading
+
+    from .workspace import load_workspace
+
+    def work():
+        try:
+            ws = load_workspace(path)
+            wants: dict[tuple, set[str]] = {}
+            for pkg in ws.packages.values():
+                for d in pkg.deps:
+                    if d.source == "registry":
+                        feats = wants.setdefault((d.registry, d.package), set())
+                        feats.update(d.features)
+                        if d.default_features:
+                            feats.add("default")
+            index.fetch_many(wants)
+        except Exception:
+            pass
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    return t
 
 
 def _run(args) -> int:
-    from .report import explain_text, plan_lines, plan_status, result_json
-    from .run import Options, analyze_manifest
     from .targets import DEFAULT_TARGET, load_target
+
+    paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
+    index = _open_registry(args, paths[0])
+    early = _early_fetch(index, paths[0])
+    from .report import plan_status, result_json
+    from .run import Options, analyze_manifest
 
     target = args.target or DEFAULT_TARGET
     load_target(target)
@@ -115,9 +151,12 @@ def _run(args) -> int:
     opts = Options(target=target, blocker=args.blocker, features=features, all_features=args.all_features,
                    no_default_features=args.no_default_features, dev=args.dev, workspace=args.workspace,
                    packages=tuple(args.package), strategy=args.strategy, locked=args.locked or args.frozen)
-    paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
-    index = _open_registry(args, paths[0])
+    early.join()
+    started = time.perf_counter()
     results = [analyze_manifest(p, opts, index, plan=True) for p in paths]
+    if args.verbose:
+        print(f"index {index.where}: {index.files} files, {index.requests} HTTP requests, "
+              f"{index.round_trips} round trips; {time.perf_counter() - started:.3f} s", file=sys.stderr)
 
     writing = not (args.explain or args.dry_run or args.check)
     code = EXIT_OK

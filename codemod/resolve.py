@@ -29,9 +29,11 @@ TARGET_SIDE, HOST_SIDE = "target", "host"
 
 
 class NeedCrates(Exception):
-    """The index data the resolver lacks: (registry or None, crate name) pairs."""
+    """The index data the resolver lacks: (registry or None, crate name) -> the features the
+    dependency entries ask of it ("default" when they keep default features), a hint for
+    fetching what those features will need next."""
 
-    def __init__(self, names: set[tuple[str | None, str]]):
+    def __init__(self, names: dict[tuple[str | None, str], set[str]]):
         super().__init__(", ".join(sorted(n for _, n in names)))
         self.names = names
 
@@ -119,7 +121,7 @@ class _Versions:
         self.pins: dict[str, dict[tuple, str]] = {}        # name -> compatible line -> version
         self.line_reqs: dict[tuple[str, tuple], set[str]] = {}
         self.by_name: dict[tuple, dict[str, Package] | None] = {}
-        self.missing: set[tuple[str | None, str]] = set()
+        self.missing: dict[tuple[str | None, str], set[str]] = {}
         self.locked: dict[str, list[str]] = inp.lock
 
     def _versions(self, name: str, registry: str | None) -> dict[str, Package] | None:
@@ -135,7 +137,10 @@ class _Versions:
             return self.inp.locals[dep.path]
         name = dep.package
         if not self.index.loaded(name, dep.registry):
-            self.missing.add((dep.registry, name))
+            wants = self.missing.setdefault((dep.registry, name), set())
+            wants.update(dep.features)
+            if dep.default_features:
+                wants.add("default")
             return None
         versions = self._versions(name, dep.registry)
         if versions is None:
@@ -393,7 +398,7 @@ def _resolve_once(inp, index, versions: _Versions, members, target: Target, host
     for pid in inp.members:
         fr.activate_pkg(pid, NORMAL_FK, [("feat", f) for f in packages[pid].features])
     if versions.missing:
-        raise NeedCrates(set(versions.missing))
+        raise NeedCrates(dict(versions.missing))
 
     # pass 2: features for this build
     opts = FeatureOpts.for_resolver(inp.resolver, inp.dev)
@@ -411,7 +416,7 @@ def _resolve_once(inp, index, versions: _Versions, members, target: Target, host
         fr2.activate_pkg(pid, fk, fvs)
 
     if versions.missing:
-        raise NeedCrates(set(versions.missing))
+        raise NeedCrates(dict(versions.missing))
     res = Resolution(inp, opts, packages, edges, fr2.features, fr2.activated_deps, fr2.fdeps,
                      requested, set(), set(), list(skipped))
     _units(res, set(members), target, host)

@@ -62,7 +62,7 @@ def _host(url: str) -> str | None:
 
 
 def open_registry(project_dir: Path, *, index_url: str | None = None, offline: bool = False, cache=None,
-                  refresh: bool = False, jobs: int = 16) -> MultiIndex:
+                  refresh: bool = False, jobs: int = 16, speculate: str = "features") -> MultiIndex:
     from .index import open_index
     from .sources import CargoCacheSource, cargo_cache_dirs
 
@@ -76,7 +76,7 @@ def open_registry(project_dir: Path, *, index_url: str | None = None, offline: b
             return IndexSource(CargoCacheSource(dirs), jobs)
         if url.startswith("registry+") or (url.startswith("https://") and url.endswith(".git")):
             raise RegistryError(f"{url}: git registries are not supported; use the registry's sparse index (sparse+https://…)")
-        return open_index(url, jobs=jobs, cache=cache, refresh=refresh)
+        return open_index(url, jobs=jobs, cache=cache, refresh=refresh, speculate=speculate)
 
     if index_url:
         return MultiIndex(from_url(index_url, "--index-url"))

@@ -7,13 +7,14 @@ fetches files, many at once, and keeps what it fetched for the rest of the run.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ..errors import RegistryError
 from ..model import BUILD, DEV, NORMAL, Dep, Package, PkgId, build_feature_map
 from ..proc_macros import is_proc_macro
+from ..semver import parse_version
 
 __all__ = ["IndexSource", "MultiIndex", "open_index", "parse_index_file", "parse_index_line", "index_path"]
 
@@ -80,9 +81,14 @@ class IndexSource:
     ``fetch_many`` loads several files at once; ``get`` answers only what is loaded (the
     resolver asks for what it lacks, and the caller fetches a whole level in one go)."""
 
-    def __init__(self, source, jobs: int = 16):
+    def __init__(self, source, jobs: int = 16, speculate: str = "features"):
         self.source = source
         self.jobs = jobs
+        # After a file arrives, fetch what its newest version will need without waiting for the
+        # resolver to ask: "features" follows non-optional dependencies and the optional ones the
+        # asked-for features turn on, "normal" only non-optional ones, "all" every optional one too,
+        # "off" waits for the resolver (one round trip per level). benchmarks/bench_registry.py measures each.
+        self.speculate = speculate if getattr(source, "remote", False) else "off"
         self._data: dict[str, list[Package] | None] = {}
         self.files = 0
         self.round_trips = 0
@@ -112,18 +118,96 @@ class IndexSource:
         return self._data[name.lower()]
 
     def fetch_many(self, names) -> None:
-        todo = sorted({(n[1] if isinstance(n, tuple) else n).lower() for n in names} - set(self._data))
+        """Fetch crates' files at once. ``names`` is an iterable of names, or a mapping from
+        names to the features asked of them (which guides speculative fetching)."""
+        wants: dict[str, set[str]] = {}
+        items = names.items() if isinstance(names, dict) else ((n, {"default"}) for n in names)
+        for n, feats in items:
+            wants.setdefault((n[1] if isinstance(n, tuple) else n).lower(), set()).update(feats)
+        todo = sorted(set(wants) - set(self._data))
         if not todo:
             return
         self.round_trips += 1
-        self.files += len(todo)
-        if len(todo) == 1 or self.jobs <= 1:
-            results = [self.source.fetch(n) for n in todo]
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.jobs, len(todo))) as pool:
-                results = list(pool.map(self.source.fetch, todo))
-        for n, r in zip(todo, results):
-            self._data[n] = r
+        if self.speculate == "off" and (len(todo) == 1 or self.jobs <= 1):
+            for n in todo:
+                self._data[n] = self.source.fetch(n)
+            self.files += len(todo)
+            return
+        asked = {n: set(f) for n, f in wants.items()}
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            pending = {pool.submit(self.source.fetch, n): n for n in todo}
+            seen = set(todo) | set(self._data)
+
+            def follow(name: str) -> None:
+                for dep, feats in self._likely_deps(self._data.get(name), asked.get(name, {"default"})):
+                    grew = not feats <= asked.get(dep, set())
+                    asked.setdefault(dep, set()).update(feats)
+                    if dep not in seen:
+                        seen.add(dep)
+                        pending[pool.submit(self.source.fetch, dep)] = dep
+                    elif grew and self._data.get(dep) is not None:
+                        follow(dep)         # new features asked of a crate already here
+
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    name = pending.pop(fut)
+                    try:
+                        result = fut.result()
+                    except Exception:
+                        if name in todo:
+                            raise
+                        continue            # a speculative fetch that failed is simply not used
+                    self._data[name] = result
+                    self.files += 1
+                    follow(name)
+
+    def _likely_deps(self, versions: list[Package] | None, features: set[str]) -> list[tuple[str, set[str]]]:
+        """What the newest version of a crate will probably pull in: its non-optional dependencies,
+        and ("features" mode) the optional ones the asked-for features turn on, with the features
+        each entry asks of them."""
+        if self.speculate == "off" or not versions:
+            return []
+        pkg = max((p for p in versions if not p.yanked), key=lambda p: parse_version(p.id.version), default=None)
+        if pkg is None:
+            return []
+        active = _expand(pkg, features) if self.speculate == "features" else None
+        out = []
+        for d in pkg.deps:
+            if d.kind == "dev" or d.registry is not None:
+                continue
+            if d.optional and self.speculate != "all" and (active is None or d.name not in active[0]):
+                continue
+            feats = set(d.features) | ({"default"} if d.default_features else set())
+            if active is not None:
+                feats |= active[1].get(d.name, set())
+            out.append((d.package.lower(), feats))
+        return out
+
+
+def _expand(pkg: Package, features: set[str]) -> tuple[set[str], dict[str, set[str]]]:
+    """Within one package: the optional dependencies the features turn on, and the features they
+    ask of each dependency (a simplified, single-package view of cargo's feature resolver)."""
+    on: set[str] = set()
+    deps_on: set[str] = set()
+    dep_feats: dict[str, set[str]] = {}
+    todo = [f for f in features if f in pkg.features]
+    while todo:
+        f = todo.pop()
+        if f in on:
+            continue
+        on.add(f)
+        for fv in pkg.features.get(f, ()):
+            if fv[0] == "feat":
+                todo.append(fv[1])
+            elif fv[0] == "dep":
+                deps_on.add(fv[1])
+            else:
+                _, d, df, weak = fv
+                if not weak:
+                    deps_on.add(d)
+                dep_feats.setdefault(d, set()).add(df)
+    return deps_on, dep_feats
 
 
 class MultiIndex:
@@ -149,10 +233,11 @@ class MultiIndex:
         return self._pick(registry).get(name)
 
     def fetch_many(self, names) -> None:
-        groups: dict[str | None, set[str]] = {}
-        for n in names:
+        groups: dict[str | None, dict[str, set[str]]] = {}
+        items = names.items() if isinstance(names, dict) else ((n, {"default"}) for n in names)
+        for n, feats in items:
             registry, name = n if isinstance(n, tuple) else (None, n)
-            groups.setdefault(registry, set()).add(name)
+            groups.setdefault(registry, {}).setdefault(name, set()).update(feats)
         for registry, group in groups.items():
             self._pick(registry).fetch_many(group)
 
@@ -168,6 +253,10 @@ class MultiIndex:
     def offline(self) -> bool:
         return self.default.offline
 
+    @property
+    def files(self) -> int:
+        return self.default.files + sum(i.files for i in self.named.values())
+
     def absent(self) -> list[str]:
         return self.default.absent()
 
@@ -179,7 +268,7 @@ class MultiIndex:
 CRATES_IO_NAMES = frozenset({"crates-io", "https://github.com/rust-lang/crates.io-index", "sparse+https://index.crates.io/"})
 
 
-def open_index(url: str | None, jobs: int = 16, cache=None, refresh: bool = False) -> IndexSource:
+def open_index(url: str | None, jobs: int = 16, cache=None, refresh: bool = False, speculate: str = "features") -> IndexSource:
     """An index from a URL (`https://`, `sparse+https://`, `file:///`) or a directory path."""
     from .http import HttpFetcher
     from .sources import DirSource, SparseSource
@@ -193,5 +282,5 @@ def open_index(url: str | None, jobs: int = 16, cache=None, refresh: bool = Fals
     if parsed.scheme == "file":
         return IndexSource(DirSource(Path(unquote(parsed.path))), jobs)
     if parsed.scheme in ("http", "https"):
-        return IndexSource(SparseSource(HttpFetcher(url, cache, jobs, refresh=refresh)), jobs)
+        return IndexSource(SparseSource(HttpFetcher(url, cache, jobs, refresh=refresh)), jobs, speculate)
     raise RegistryError(f"{url}: unsupported index URL (use https://, sparse+https://, or file:///dir)")

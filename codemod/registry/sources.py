@@ -34,6 +34,8 @@ class DirSource:
 
 
 class SparseSource:
+    remote = True
+
     def __init__(self, fetcher):
         self.fetcher = fetcher
 
