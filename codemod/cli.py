@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             return _list_rules(args)
         if args.plan is not None:
             return _apply_plan_file(args)
-        return _run(args)
+        return _run_remembered(args, argv)
     except CodemodError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
@@ -109,6 +109,59 @@ def _open_registry(args, first: Path):
                          refresh=args.refresh, jobs=args.jobs, speculate=args.prefetch)
 
 
+def _run_remembered(args, argv: list[str]) -> int:
+    """Read-only runs reuse a stored answer while nothing it depends on has changed (memo.py)."""
+    read_only = args.explain or args.dry_run or args.check
+    if not read_only or args.refresh or args.offline or args.frozen or os.environ.get("CARGO_STATIC_FIX_NO_MEMO"):
+        return _run(args)
+    import contextlib
+    import io
+
+    from .memo import Memo, index_dependencies
+    from .registry.cache import HttpCache, default_cache_dir
+    from .registry.config import config_files
+    from .rules import RULES_DIR
+    from .workspace import load_workspace
+
+    paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
+    try:
+        files: list[Path] = []
+        for p in paths:
+            ws = load_workspace(p, workspace=args.workspace, packages=tuple(args.package))
+            files += [m.path for m in ws.manifests.values()] + [ws.root.path, ws.lock_path]
+        files += config_files((paths[0] if paths[0].suffix != ".toml" else paths[0].parent).resolve())
+        files += sorted(RULES_DIR.glob("*.toml"))
+    except CodemodError:
+        return _run(args)                 # let the real run report the problem
+    cache_dir = args.cache_dir or default_cache_dir()
+    memo = Memo(cache_dir, HttpCache(cache_dir))
+    extra = json.dumps([sys.stdout.isatty(), os.environ.get("NO_COLOR"), os.environ.get("CARGO_HOME")])
+    key = memo.key(argv, files, extra)
+    hit = memo.lookup(key)
+    if hit is not None:
+        sys.stdout.write(hit["stdout"])
+        sys.stderr.write(hit["stderr"])
+        return hit["code"]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = _run(args, keep_index=True)
+        except CodemodError as e:
+            print(f"error: {e}", file=sys.stderr)
+            code = EXIT_ERROR
+    sys.stdout.write(out.getvalue())
+    sys.stderr.write(err.getvalue())
+    index = _LAST_INDEX.get("index")
+    if code != EXIT_ERROR and index is not None:
+        deps = index_dependencies(index)
+        if deps is not None:
+            memo.store(key, {"stdout": out.getvalue(), "stderr": err.getvalue(), "code": code, "index": deps})
+    return code
+
+
+_LAST_INDEX: dict = {}
+
+
 def _early_fetch(index, path: Path):
     """Start fetching the direct dependencies' index files while the rest of the tool loads: the
     network waits and the imports overlap. Errors are left for the real resolution to report."""
@@ -136,11 +189,13 @@ def _early_fetch(index, path: Path):
     return t
 
 
-def _run(args) -> int:
+def _run(args, keep_index: bool = False) -> int:
     from .targets import DEFAULT_TARGET, load_target
 
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
     index = _open_registry(args, paths[0])
+    if keep_index:
+        _LAST_INDEX["index"] = index
     early = _early_fetch(index, paths[0])
     from .report import plan_status, result_json
     from .run import Options, analyze_manifest

@@ -369,3 +369,34 @@ def test_locked_refuses_versions_not_in_the_lock(universe, tmp_path):
                                      'source = "registry+https://github.com/rust-lang/crates.io-index"\n')
     with pytest.raises(ResolveError, match=r"--locked: Cargo.lock has no version of `openssl-sys` matching"):
         analyze_manifest(proj, Options(target=MUSL, locked=True), open_registry(proj, index_url=srv.index_url))
+
+
+# -- remembered answers --------------------------------------------------------------------------
+
+def test_read_only_runs_reuse_an_answer_until_an_input_changes(tmp_path, monkeypatch, capsys):
+    from codemod import cli, run
+
+    reg = tmp_path / "reg"
+    write_registry(reg, CRATES)
+    proj = project(tmp_path)
+    argv = ["--explain", "--format", "json", str(proj), "--index-url", str(reg / "index")]
+    assert cli.main(argv) == 0
+    first = capsys.readouterr().out
+
+    def no_analysis(*a, **k):
+        raise AssertionError("the analysis ran although nothing changed")
+
+    real = run.analyze_manifest
+    monkeypatch.setattr(run, "analyze_manifest", no_analysis)
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out == first            # answered from memory
+    monkeypatch.setattr(run, "analyze_manifest", real)
+
+    # an index file changes: b no longer depends on openssl-sys
+    (reg / "index" / index_path("b")).write_text(json.dumps(C("b", "1.0.0").line("0" * 64)) + "\n")
+    assert cli.main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["culprits"] == []
+    # a manifest changes
+    (proj / "Cargo.toml").write_text(PKG + 'openssl-sys = "0.9"\n')
+    assert cli.main(argv) == 0
+    assert [c["crate"] for c in json.loads(capsys.readouterr().out)["culprits"]] == ["openssl-sys"]

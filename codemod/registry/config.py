@@ -28,8 +28,8 @@ class Setting:
     base: Path        # paths in a config file are relative to the directory holding `.cargo/`
 
 
-def load_cargo_config(start: Path) -> dict[str, dict[str, Setting]]:
-    """The merged `source` and `registries` tables; the config nearest the project wins."""
+def config_files(start: Path) -> list[Path]:
+    """cargo's config files that apply to a project, nearest first."""
     files: list[Path] = []
     for d in [start, *start.parents]:
         for name in ("config.toml", "config"):
@@ -43,6 +43,12 @@ def load_cargo_config(start: Path) -> dict[str, dict[str, Setting]]:
         if p.is_file() and p not in files:
             files.append(p)
             break
+    return files
+
+
+def load_cargo_config(start: Path) -> dict[str, dict[str, Setting]]:
+    """The merged `source` and `registries` tables; the config nearest the project wins."""
+    files = config_files(start)
     merged: dict[str, dict[str, dict[str, Setting]]] = {"source": {}, "registries": {}}
     for p in reversed(files):            # farthest first, so nearer files override
         try:
