@@ -32,9 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=("auto", "vendored", "rustls", "openssl-dep"), default="auto",
                    help="force a remedy kind (default: the least invasive that works)")
     p.add_argument("--allow-dirty", action="store_true", help="write manifests that have uncommitted changes")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    p.add_argument("--format", choices=("text", "json", "jsonl"), default="text",
+                   help="output format: text, json (one document), jsonl (a line per manifest as each finishes)")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour diffs")
-    p.add_argument("--target", default=None, metavar="TRIPLE", help="target triple (default: x86_64-unknown-linux-musl)")
+    p.add_argument("--target", action="append", default=[], metavar="TRIPLE",
+                   help="target triple (default: x86_64-unknown-linux-musl); repeat it: the fix must hold for every target")
     p.add_argument("--blocker", default="openssl-sys", metavar="CRATE", help="the crate to keep out (default: openssl-sys)")
     p.add_argument("--features", "-F", action="append", default=[], help="features to activate (comma or space separated)")
     p.add_argument("--all-features", action="store_true", help="activate all features of the selected packages")
@@ -42,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", action="store_true", help="include the selected packages' dev-dependencies (tests, examples)")
     p.add_argument("--workspace", action="store_true", help="analyse every workspace member")
     p.add_argument("-p", "--package", action="append", default=[], metavar="SPEC", help="workspace member(s) to analyse")
+    p.add_argument("--exclude", action="append", default=[], metavar="SPEC", help="members to leave out of --workspace")
+    p.add_argument("--scope", choices=("musl",), default=None,
+                   help="put the edits under [target.'cfg(target_env = \"musl\")'.dependencies] so other targets keep the system OpenSSL")
+    p.add_argument("--verify", action="store_true", help="after writing, ask cargo tree whether the blocker is gone or vendored")
+    p.add_argument("--graph", nargs=2, metavar=("dot|mermaid", "FILE"), default=None,
+                   help="write the culprit graph (chosen edits highlighted) as Graphviz DOT or Mermaid")
     p.add_argument("--index-url", default=None, metavar="URL",
                    help="registry index: https://…, sparse+https://…, or a directory (default: https://index.crates.io/)")
     p.add_argument("-j", "--jobs", type=int, default=16, help="index requests in flight at once (default: 16)")
@@ -54,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", action="store_true", help="revalidate cached index files now, even if still fresh")
     p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                    help="where index files are cached (default: $CARGO_STATIC_FIX_CACHE_DIR or the platform cache dir)")
-    p.add_argument("-v", "--verbose", action="store_true", help="report index requests, round trips and timing on stderr")
+    p.add_argument("-v", "--verbose", action="store_true", help="report each workspace, index requests and timing on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
     p.add_argument("-V", "--version", action="version", version=f"cargo-static-fix {__version__}")
     return p
 
@@ -63,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["static-fix"]:      # invoked by cargo as `cargo-static-fix static-fix ARGS`
         argv = argv[1:]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.graph and args.graph[0] not in ("dot", "mermaid"):
+        parser.error("--graph takes dot or mermaid, then a file")
     try:
         if args.list_rules:
             return _list_rules(args)
@@ -193,49 +205,164 @@ def _run(args, keep_index: bool = False) -> int:
     from .targets import DEFAULT_TARGET, load_target
 
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
+    targets = args.target or [DEFAULT_TARGET]
+    for t in targets:
+        load_target(t)
     index = _open_registry(args, paths[0])
     if keep_index:
         _LAST_INDEX["index"] = index
     early = _early_fetch(index, paths[0])
-    from .report import plan_status, result_json
-    from .run import Options, analyze_manifest
+    from .report import batch_entries, failure_entries, summary_line
+    from .run import Failure, Options, plan_jobs, run_jobs
 
-    target = args.target or DEFAULT_TARGET
-    load_target(target)
     features = tuple(f for chunk in args.features for f in chunk.replace(",", " ").split())
-    opts = Options(target=target, blocker=args.blocker, features=features, all_features=args.all_features,
-                   no_default_features=args.no_default_features, dev=args.dev, workspace=args.workspace,
-                   packages=tuple(args.package), strategy=args.strategy, locked=args.locked or args.frozen)
+    opts = Options(target=targets[0], extra_targets=tuple(targets[1:]), blocker=args.blocker, features=features,
+                   all_features=args.all_features, no_default_features=args.no_default_features, dev=args.dev,
+                   workspace=args.workspace, packages=tuple(args.package), strategy=args.strategy,
+                   locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude))
+    jobs, failures = plan_jobs(paths)
     early.join()
     started = time.perf_counter()
-    results = [analyze_manifest(p, opts, index, plan=True) for p in paths]
+
+    writing = not (args.explain or args.dry_run or args.check)
+    color = _color(args)
+    progress = _Progress(len(jobs), enabled=not args.quiet and len(jobs) > 1 and sys.stderr.isatty())
+    entries: list[dict] = []
+    results = []
+    written_files: set[Path] = set()
+    texts: list[str] = []
+    code = EXIT_OK
+
+    def emit(new: list[dict]) -> None:
+        entries.extend(new)
+        if args.format == "jsonl":
+            for e in new:
+                progress.clear()
+                print(json.dumps(e), flush=True)
+
+    for f in failures:
+        emit(failure_entries(f))
+    for job, outcome in run_jobs(jobs, opts, index, workers=min(4, max(1, args.jobs // 4))):
+        progress.step(job.path)
+        if isinstance(outcome, Failure):
+            if len(jobs) + len(failures) == 1:
+                raise CodemodError(outcome.error)       # one manifest: one line, as before
+            progress.clear()
+            print(f"error: {outcome.error}", file=sys.stderr)
+            emit(failure_entries(outcome))
+            continue
+        r = outcome
+        plan = r.plan
+        written = False
+        new_entries = None
+        if plan.status == "fixable" and writing:
+            clash = [p for p in plan.texts if p in written_files]
+            if clash:
+                emit([{"manifest": str(clash[0]), "status": "error",
+                       "error": f"{clash[0]}: already edited by another workspace in this run; run again"}])
+                continue
+            new_entries = batch_entries(job, r, True)
+            _write(plan.texts, args.allow_dirty)
+            written_files.update(plan.texts)
+            written = True
+        results.append(r)
+        emit(new_entries or batch_entries(job, r, written))
+        if args.format == "text":
+            progress.clear()
+            text = _text_for(r, args, color, written)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        if args.verbose:
+            progress.clear()
+            print(f"{r.manifest}: {plan.status} ({time.perf_counter() - started:.2f} s)", file=sys.stderr)
+    progress.clear()
+
+    statuses = {e["status"] for e in entries}
+    if "error" in statuses:
+        code = EXIT_ERROR
+    elif "unfixable" in statuses:
+        code = EXIT_UNFIXABLE
+    elif args.check and "would-fix" in statuses:
+        code = EXIT_CHECK
+
+    if args.verify and writing:
+        _verify(results, opts, args, entries)
+    if args.graph:
+        fmt, dest = args.graph
+        Path(dest).write_text(__import__("codemod.report", fromlist=["graph_text"]).graph_text(results, fmt))
+    if args.format == "json":
+        print(json.dumps(entries[0] if len(entries) == 1 else entries, indent=2))
     if args.verbose:
         print(f"index {index.where}: {index.files} files, {index.requests} HTTP requests, "
               f"{index.round_trips} round trips; {time.perf_counter() - started:.3f} s", file=sys.stderr)
-
-    writing = not (args.explain or args.dry_run or args.check)
-    code = EXIT_OK
-    docs, texts = [], []
-    color = _color(args)
-    for r in results:
-        plan = r.plan
-        written = False
-        if plan.status == "unfixable":
-            code = max(code, EXIT_UNFIXABLE)
-        elif plan.status == "fixable":
-            if args.check:
-                code = max(code, EXIT_CHECK)
-            if writing:
-                _write(plan.texts, args.allow_dirty)
-                written = True
-        docs.append(result_json(r, plan_status(r, written)))
-        if args.format == "text":
-            texts.append(_text_for(r, args, color, written))
-    if args.format == "json":
-        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
-    else:
-        sys.stdout.write("".join(texts))
+    if len(entries) > 1 and not args.quiet:
+        print(summary_line(entries), file=sys.stderr)
     return code
+
+
+SCOPES = {"musl": 'cfg(target_env = "musl")', None: None}
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; nothing at all when piped or quiet."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.enabled = total, 0, enabled
+
+    def step(self, what) -> None:
+        self.done += 1
+        if self.enabled:
+            width = 30
+            filled = width * self.done // max(self.total, 1)
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} workspaces")
+            sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _verify(results, opts, args, entries: list[dict]) -> None:
+    """Ask cargo whether the blocker is gone (or vendored) in each fixed workspace."""
+    import shutil
+    import subprocess
+
+    by_manifest = {}
+    for e in entries:
+        by_manifest.setdefault(e["manifest"], e)
+    for r in results:
+        if not r.plan or r.plan.status != "fixable":
+            continue
+        verdict, note = None, ""
+        if shutil.which("cargo") is None:
+            note = "cargo is not installed: not verified"
+        else:
+            ok = True
+            for target in (opts.target, *opts.extra_targets):
+                cmd = ["cargo", "tree", "-i", opts.blocker, "-e", "features,normal", "--target", target,
+                       "--manifest-path", str(r.workspace.root.path)]
+                if opts.workspace or r.workspace.root.package is None or len(r.workspace.members) > 1:
+                    cmd.append("--workspace")
+                if args.offline or args.frozen:
+                    cmd.append("--offline")
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+                if proc.returncode == 101 and "did not match any packages" in proc.stderr:
+                    continue
+                if proc.returncode != 0:
+                    ok, note = None, f"cargo could not resolve ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}): not verified"
+                    break
+                if proc.stdout.strip() and f'{opts.blocker} feature "vendored"' not in proc.stdout:
+                    ok, note = False, f"cargo still builds an unvendored {opts.blocker} for {target}"
+                    break
+            verdict = ok
+            if ok:
+                note = f"cargo agrees: {opts.blocker} is gone or vendored"
+        print(f"{r.manifest}: verify: {note}", file=sys.stderr)
+        for e in entries:
+            if e.get("status") in ("fixed",) and e["manifest"] in (str(r.manifest), e["manifest"]):
+                e.setdefault("verified", verdict)
+                e.setdefault("verify_note", note)
 
 
 def _text_for(r, args, color: bool, written: bool) -> str:

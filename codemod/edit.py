@@ -32,7 +32,7 @@ class Edit:
     add_features: tuple[str, ...] = ()
     remove_features: tuple[str, ...] = ()
     default_features: bool | None = None       # None: leave as is
-    add: dict | None = field(default=None, compare=False)   # a new dependency: {"version": ..., "features": [...]}
+    add: dict | None = field(default=None, compare=False)   # a new entry: {"version" | "workspace", "package"?, "default-features"?, "features"?}
 
     def as_json(self) -> dict:
         if self.add is not None:
@@ -46,10 +46,12 @@ class Edit:
         try:
             if "add" in obj:
                 add = obj["add"]
-                if not isinstance(add.get("version"), str):
-                    raise EditError("an `add` edit needs a version string")
-                return cls(obj["file"], obj["table"], obj["dependency"],
-                           add={"version": add["version"], "features": list(add.get("features", []))})
+                if not isinstance(add.get("version"), str) and add.get("workspace") is not True:
+                    raise EditError("an `add` edit needs a version string (or `workspace = true`)")
+                unknown = set(add) - set(ADD_KEYS)
+                if unknown:
+                    raise EditError(f"an `add` edit has unknown key `{sorted(unknown)[0]}`")
+                return cls(obj["file"], obj["table"], obj["dependency"], add=dict(add))
             df = obj.get("default_features")
             if df is not None and not isinstance(df, bool):
                 raise EditError("default_features must be true, false or null")
@@ -57,6 +59,14 @@ class Edit:
                        tuple(obj.get("remove_features", ())), df)
         except (KeyError, TypeError, AttributeError) as e:
             raise EditError(f"malformed edit {obj!r}: {e}") from None
+
+
+ADD_KEYS = ("workspace", "version", "package", "default-features", "features")
+
+
+def _add_entry(add: dict) -> dict:
+    """The keys of a new entry in cargo's usual order."""
+    return {k: add[k] for k in ADD_KEYS if k in add and add[k] not in (None, [])}
 
 
 def table_name(table: tuple[str, ...]) -> str:
@@ -82,10 +92,7 @@ def _semantic(data: dict, edits: list[Edit]) -> dict:
         for part in table_path(e.table):
             container = container.setdefault(part, {})
         if e.add is not None:
-            entry = {"version": e.add["version"]}
-            if e.add.get("features"):
-                entry["features"] = list(e.add["features"])
-            container[e.dependency] = entry
+            container[e.dependency] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in _add_entry(e.add).items()}
             continue
         entry = container[e.dependency]
         if isinstance(entry, str):
@@ -120,7 +127,14 @@ def _locate(doc, path: tuple[str, ...], create: bool):
         if part not in node:
             if not create:
                 raise EditError(f"no [{'.'.join(path[:i + 1])}] table")
-            node[part] = tomlkit.table(is_super_table=i < len(path) - 1)
+            table = tomlkit.table(is_super_table=i < len(path) - 1)
+            if '"' in part and "'" not in part:
+                # cargo's own spelling: [target.'cfg(target_env = "musl")'.dependencies]
+                from tomlkit.items import KeyType, SingleKey
+
+                node.append(SingleKey(part, t=KeyType.Literal), table)
+            else:
+                node[part] = table
         node = node[part]
     return node
 
@@ -138,9 +152,15 @@ def _apply_one(doc, e: Edit) -> None:
     if e.add is not None:
         if e.dependency in container:
             raise EditError(f"[{e.table}] already has `{e.dependency}`")
-        feats = ", ".join(_toml_string(f) for f in e.add.get("features", []))
-        snippet = f"{{ version = {_toml_string(e.add['version'])}" + (f", features = [{feats}]" if feats else "") + " }"
-        container[e.dependency] = _inline(snippet)
+        parts = []
+        for k, v in _add_entry(e.add).items():
+            if isinstance(v, bool):
+                parts.append(f"{k} = {'true' if v else 'false'}")
+            elif isinstance(v, (list, tuple)):
+                parts.append(f"{k} = [" + ", ".join(_toml_string(x) for x in v) + "]")
+            else:
+                parts.append(f"{k} = {_toml_string(str(v))}")
+        container[e.dependency] = _inline("{ " + ", ".join(parts) + " }")
         return
     if e.dependency not in container:
         raise EditError(f"[{e.table}] has no `{e.dependency}`")

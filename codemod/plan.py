@@ -72,7 +72,7 @@ class _Point:
 class Checker:
     """Applies edits in memory and resolves again: does the blocker leave the target build?"""
 
-    def __init__(self, originals: dict[Path, str], reload: Callable[[dict[Path, str]], Resolution], blocker: str):
+    def __init__(self, originals: dict[Path, str], reload: Callable[[dict[Path, str]], list[Resolution]], blocker: str):
         self.originals = originals
         self.reload = reload
         self.blocker = blocker
@@ -98,10 +98,10 @@ class Checker:
             return None
         self.evaluations += 1
         try:
-            res = self.reload(texts)
+            resolutions = self.reload(texts)
         except CodemodError:
             return None
-        return texts if blocker_fixed(res, self.blocker) else None
+        return texts if all(blocker_fixed(r, self.blocker) for r in resolutions) else None
 
 
 def blocker_fixed(res: Resolution, blocker: str) -> bool:
@@ -110,7 +110,9 @@ def blocker_fixed(res: Resolution, blocker: str) -> bool:
 
 
 def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strategy: str = "auto",
-              display: Callable[[Path], str] = str) -> Plan:
+              display: Callable[[Path], str] = str, scope: str | None = None) -> Plan:
+    """`scope` (a cfg expression) puts the edits under `[target.'<scope>'.dependencies]` instead,
+    so builds for other targets keep what they had; only additive remedies can be scoped."""
     if not analysis.blocked:
         return Plan("clean")
     res = analysis.resolution
@@ -119,9 +121,13 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
     want = STRATEGIES[strategy]
     per_point: list[list[Remedy]] = []
     for p in points:
-        cands = _vendored_candidates(p, res, ws, rules, display, analysis.blocker) + _rustls_candidates(p, res, ws, rules, display)
+        cands = _vendored_candidates(p, res, ws, rules, display, analysis.blocker)
+        if scope is None:
+            cands += _rustls_candidates(p, res, ws, rules, display)
+        else:
+            cands = [_scoped(c, p, scope, display) for c in cands]
         per_point.append([c for c in cands if want in (None, c.kind)])
-    globals_ = [g for g in _openssl_dep_candidates(analysis, ws, display) if want in (None, g.kind)]
+    globals_ = [g for g in _openssl_dep_candidates(analysis, ws, display, scope) if want in (None, g.kind)]
 
     combos: list[tuple[Remedy, ...]] = [(g,) for g in globals_]
     for choice in itertools.product(*[[None, *c] for c in per_point]):
@@ -139,6 +145,8 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
             combo = tuple(replace(r, notes=tuple(dict.fromkeys(r.notes + advice))) for r in combo)
             return Plan("fixable", combo, texts, warnings=warnings, evaluations=checker.evaluations)
     reason = _why_unfixable(points, per_point, globals_, strategy, res)
+    if scope is not None and want in (None, "rustls"):
+        reason += f"; under --scope only additive remedies apply (a rustls switch turns default features off for every target)"
     return Plan("unfixable", reason=" ".join((reason, *advice)), warnings=warnings, evaluations=checker.evaluations)
 
 
@@ -337,7 +345,22 @@ def _rustls_candidates(p: _Point, res: Resolution, ws, rules, display) -> list[R
     return out
 
 
-def _openssl_dep_candidates(analysis: Analysis, ws, display) -> list[Remedy]:
+def _scoped(rem: Remedy, p: _Point, scope: str, display) -> Remedy:
+    """A vendored feature for one target family: a target-specific entry for the same dependency
+    (cargo merges it with the plain one on matching targets)."""
+    table = f"target.{scope}.dependencies"
+    file = display(Path(p.local.path) / "Cargo.toml")
+    feats = [f for e in rem.edits for f in e.add_features]
+    if p.dep.inherited:
+        add = {"workspace": True, "features": feats}
+    else:
+        add = {"version": p.dep.req, "package": p.dep.package if p.dep.package != p.dep.name else None,
+               "default-features": False if not p.dep.default_features else None, "features": feats}
+    return replace(rem, edits=(Edit(file, table, p.dep.name, add=add),),
+                   reason=rem.reason + f", only where {scope} holds")
+
+
+def _openssl_dep_candidates(analysis: Analysis, ws, display, scope: str | None = None) -> list[Remedy]:
     res = analysis.resolution
     target_units = {pid.name: pid for pid, side in res.units if side == TARGET_SIDE}
     choice = target_units.get("openssl") if analysis.blocker == "openssl-sys" else None
@@ -353,7 +376,8 @@ def _openssl_dep_candidates(analysis: Analysis, ws, display) -> list[Remedy]:
         if member is None:
             continue
         file = display(Path(member.path) / "Cargo.toml")
-        existing = [d for d in res.deps_of(member) if d.kind == "normal" and d.target is None and d.package == choice.name]
+        existing = [d for d in res.deps_of(member) if d.kind == "normal" and d.target is None
+                    and d.package == choice.name and scope is None]
         if existing:
             d = existing[0]
             if "vendored" not in d.features:
@@ -361,7 +385,8 @@ def _openssl_dep_candidates(analysis: Analysis, ws, display) -> list[Remedy]:
             continue
         if any(d.name == choice.name and d.table == ("dependencies",) for d in res.deps_of(member)):
             continue     # [dependencies] already uses the key for another crate; leave it to the user
-        edits.append(Edit(file, "dependencies", choice.name, add={"version": choice.version, "features": ["vendored"]}))
+        table = "dependencies" if scope is None else f"target.{scope}.dependencies"
+        edits.append(Edit(file, table, choice.name, add={"version": choice.version, "features": ["vendored"]}))
     if not edits:
         return []
     return [Remedy("openssl-dep", "discovered",

@@ -20,6 +20,9 @@ def result_json(r: Result, status: str | None = None) -> dict:
         "host_only": [c.as_json() for c in a.host_only],
         "unanalysable": [u.as_json() for u in r.unanalysable],
     }
+    if r.analyses:
+        doc["targets"] = [{"target": x.target, "vendored": x.vendored, "culprits": [c.as_json() for c in x.culprits],
+                           "host_only": [c.as_json() for c in x.host_only]} for x in r.analyses]
     if r.plan is not None:
         doc["manifest_sha256"] = r.manifest_sha256
         doc["status"] = status or plan_status(r, written=False)
@@ -149,3 +152,103 @@ def unified_diff(path: Path, old: str, new: str, color: bool) -> str:
                 line = f"\x1b[36m{line.rstrip(chr(10))}\x1b[0m\n"
         out.append(line)
     return "".join(out)
+
+
+# -- many manifests ---------------------------------------------------------------------------------
+
+def batch_entries(job, r: Result, written: bool) -> list[dict]:
+    """One JSON entry per manifest the job reports on (call before writing: hashes are of the
+    files as they were)."""
+    from .edit import sha256
+
+    doc = result_json(r, plan_status(r, written))
+    if not job.batch:
+        return [doc]
+    by_dir = {Path(d).resolve(): p.name for d, p in r.workspace.packages.items()}
+    edited = {Path(e.file).resolve() for e in r.plan.edits}
+    out = []
+    for m in job.manifests:
+        m = Path(m).resolve()
+        name = by_dir.get(m.parent) if m.parent in {Path(d).resolve() for d in r.workspace.members} else None
+        culprits = [c for c in doc["culprits"] if c["package"] == name]
+        host = [c for c in doc["host_only"] if c["package"] == name]
+        touched = m in edited
+        if r.plan.status == "unfixable" and culprits:
+            status = "unfixable"
+        elif touched or (culprits and r.plan.status == "fixable"):
+            status = "fixed" if written else "would-fix"
+        else:
+            status = "clean"
+        entry = dict(doc, manifest=display_path(m), culprits=culprits, host_only=host, status=status,
+                     manifest_sha256=sha256(m.read_bytes()),
+                     plan=doc["plan"] if (touched or culprits) else [])
+        if r.plan.reason and status != "unfixable":
+            entry.pop("reason", None)
+        out.append(entry)
+    return out
+
+
+def failure_entries(failure) -> list[dict]:
+    return [{"manifest": display_path(m), "status": "error", "error": failure.error} for m in failure.manifests]
+
+
+def summary_line(entries: list[dict]) -> str:
+    """black's closing line: `3 manifests fixed, 1 unfixable, 40 clean, 1 error`."""
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e["status"]] = counts.get(e["status"], 0) + 1
+    words = {"fixed": "fixed", "would-fix": "would be fixed", "unfixable": "unfixable", "clean": "clean"}
+    parts = []
+    first = True
+    for status in ("fixed", "would-fix", "unfixable", "clean"):
+        n = counts.get(status, 0)
+        if n:
+            noun = f" manifest{'s' if n != 1 else ''}" if first else ""
+            parts.append(f"{n}{noun} {words[status]}")
+            first = False
+    n = counts.get("error", 0)
+    if n:
+        parts.append(f"{n} error{'s' if n != 1 else ''}")
+    return ", ".join(parts) + "."
+
+
+# -- pictures ------------------------------------------------------------------------------------
+
+def graph_text(results: list[Result], fmt: str) -> str:
+    """The culprit subgraph of each result (direct dependency → feature → … → blocker), the
+    dependencies a plan edits drawn highlighted, as Graphviz DOT or Mermaid."""
+    nodes: dict[str, tuple[str, bool]] = {}
+    edges: set[tuple[str, str]] = set()
+    for r in results:
+        edited = {(e.dependency) for e in (r.plan.edits if r.plan else [])}
+        for c in r.analysis.culprits:
+            for chain in c.chains:
+                ids = []
+                for i, step in enumerate(chain):
+                    nid = f"{Path(r.manifest).parent.name}:{step}" if i == 0 else step
+                    hl = i == 1 and (c.dependency in edited or step.split(" [")[0] == c.crate and c.dependency in edited)
+                    label, old = nodes.get(nid, (step, False))
+                    nodes[nid] = (label, old or hl)
+                    ids.append(nid)
+                edges.update(zip(ids, ids[1:]))
+    key = {nid: f"n{i}" for i, nid in enumerate(sorted(nodes))}
+    if fmt == "dot":
+        out = ["digraph culprits {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
+        for nid in sorted(nodes):
+            label, hl = nodes[nid]
+            style = ', style=filled, fillcolor="#ffe08a", penwidth=2' if hl else ""
+            if label.endswith("openssl-sys"):
+                style += ', color="#c0392b"'
+            out.append(f'  {key[nid]} [label="{label}"{style}];')
+        out += [f"  {key[a]} -> {key[b]};" for a, b in sorted(edges)]
+        out.append("}")
+    else:
+        out = ["flowchart LR"]
+        for nid in sorted(nodes):
+            label, _ = nodes[nid]
+            out.append(f'  {key[nid]}["{label}"]')
+        out += [f"  {key[a]} --> {key[b]}" for a, b in sorted(edges)]
+        for nid in sorted(nodes):
+            if nodes[nid][1]:
+                out.append(f"  style {key[nid]} fill:#ffe08a,stroke:#333,stroke-width:2px")
+    return "\n".join(out) + "\n"

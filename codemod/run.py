@@ -28,6 +28,9 @@ class Options:
     packages: tuple[str, ...] = ()
     strategy: str = "auto"
     locked: bool = False
+    extra_targets: tuple[str, ...] = ()      # --target given more than once: the fix must hold for all
+    scope: str | None = None                 # --scope: a cfg expression the edits are limited to
+    exclude: tuple[str, ...] = ()            # --exclude: members left out of --workspace
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Result:
     unanalysable: tuple[Unanalysable, ...]
     manifest_sha256: str = ""
     plan: object = None            # plan.Plan when a plan was made
+    analyses: tuple = ()           # one per target when several were asked for
 
 
 def display_path(path: Path) -> str:
@@ -84,10 +88,18 @@ def _manifest_file(path: Path) -> Path:
 
 
 def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: bool = False, rules=None) -> Result:
-    ws = load_workspace(path, workspace=opts.workspace, packages=opts.packages)
+    from dataclasses import replace
+
+    ws = load_workspace(path, workspace=opts.workspace, packages=opts.packages, exclude=opts.exclude)
     manifest = _manifest_file(path)
+    targets = (opts.target, *[t for t in opts.extra_targets if t != opts.target])
+
+    def resolve_all(workspace: Workspace) -> list:
+        inp = build_input(workspace, opts)
+        return [resolve_with_fetch(replace(inp, target=t), index) for t in targets]
+
     try:
-        res = resolve_with_fetch(build_input(ws, opts), index)
+        resolutions = resolve_all(ws)
     except UnknownCrate as e:
         if getattr(index, "offline", False):
             missing = ", ".join(f"`{n}`" for n in index.absent())
@@ -96,7 +108,8 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
         raise ResolveError(f"{manifest}: {e}") from None
     except ResolveError as e:
         raise ResolveError(f"{manifest}: {e}") from None
-    analysis = analyze(res, opts.blocker)
+    analyses = [analyze(r, opts.blocker) for r in resolutions]
+    primary = next((a for a in analyses if a.blocked), analyses[0])
     digest = sha256(manifest.read_bytes())
     the_plan = None
     if plan:
@@ -104,11 +117,90 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
         from .rules import load_rules
 
         def reload(texts: dict[Path, str]):
-            edited = load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts)
-            return resolve_with_fetch(build_input(edited, opts), index)
+            return resolve_all(load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts,
+                                              exclude=opts.exclude))
 
         originals = {m.path: m.text for m in ws.manifests.values()}
         originals.setdefault(ws.root.path, ws.root.text)
         checker = Checker(originals, reload, opts.blocker)
-        the_plan = make_plan(analysis, ws, load_rules() if rules is None else rules, checker, opts.strategy, display_path)
-    return Result(manifest, ws, analysis, tuple(ws.unanalysable), digest, the_plan)
+        rule_set = load_rules() if rules is None else rules
+        for source in [primary] + [a for a in analyses if a.blocked and a is not primary]:
+            the_plan = make_plan(source, ws, rule_set, checker, opts.strategy, display_path, opts.scope)
+            if the_plan.status != "unfixable":
+                break
+    return Result(manifest, ws, primary, tuple(ws.unanalysable), digest, the_plan,
+                  tuple(analyses) if len(analyses) > 1 else ())
+
+
+# -- many manifests at once ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One analysis: a manifest as given (`batch=False`), or a workspace found below a directory,
+    analysed with all its members (`batch=True`), reporting on the manifests found in it."""
+
+    path: Path
+    manifests: tuple[Path, ...]
+    batch: bool
+
+
+@dataclass(frozen=True)
+class Failure:
+    manifests: tuple[Path, ...]
+    error: str
+
+
+def plan_jobs(paths: list[Path]) -> tuple[list[Job], list[Failure]]:
+    from .discover import find_manifests, group_workspaces
+
+    jobs: list[Job] = []
+    failures: list[Failure] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir() and not (p / "Cargo.toml").is_file() or p.is_dir() and _has_nested(p):
+            groups, broken = group_workspaces(find_manifests(p))
+            failures += [Failure((b.manifest,), b.error) for b in broken]
+            jobs += [Job(g.root, tuple(g.manifests), True) for g in groups]
+        else:
+            jobs.append(Job(p, (_manifest_file(p),), False))
+    seen: set[Path] = set()
+    unique = []
+    for j in jobs:                       # a workspace reached from two directories runs once
+        key = _manifest_file(j.path).resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(j)
+    return unique, failures
+
+
+def _has_nested(d: Path) -> bool:
+    """A directory whose Cargo.toml is not the only one below it is a tree to search."""
+    from .discover import find_manifests
+
+    return len(find_manifests(d)) > 1
+
+
+def run_jobs(jobs: list[Job], opts: Options, index, workers: int = 4):
+    """Analyse (and plan) each job, several at once; yields (job, Result | Failure) as each ends.
+    The registry data is shared: each crate is fetched and parsed once for the whole run."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from dataclasses import replace
+
+    from .errors import CodemodError
+
+    def one(job: Job):
+        o = replace(opts, workspace=True) if job.batch and not opts.packages else opts
+        try:
+            return analyze_manifest(job.path, o, index, plan=True)
+        except CodemodError as e:
+            return Failure(job.manifests, str(e))
+
+    if len(jobs) <= 1 or workers <= 1:
+        for j in jobs:
+            yield j, one(j)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(one, j): j for j in jobs}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()

@@ -103,7 +103,7 @@ def _package_version(m: Manifest, root: Manifest) -> str:
 
 
 def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, ...] = (),
-                   texts: dict[Path, str] | None = None) -> Workspace:
+                   texts: dict[Path, str] | None = None, exclude: tuple[str, ...] = ()) -> Workspace:
     """The workspace `path` belongs to; `texts` overrides file contents (a plan's edited manifests)."""
     load = partial(load_manifest, texts=texts)
     start = load(path)
@@ -174,6 +174,12 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
             ws.selected = list(ws.members)
     else:
         ws.selected = [start.dir]
+    if exclude:
+        names = {ws.packages[d].name for d in ws.members}
+        unknown = [e for e in exclude if e not in names]
+        if unknown:
+            raise ManifestError(f"{root.path}: --exclude `{unknown[0]}` is not a member of this workspace")
+        ws.selected = [d for d in ws.selected if ws.packages[d].name not in exclude]
     return ws
 
 

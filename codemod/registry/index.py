@@ -7,6 +7,7 @@ fetches files, many at once, and keeps what it fetched for the rest of the run.
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -92,6 +93,7 @@ class IndexSource:
         self._data: dict[str, list[Package] | None] = {}
         self.files = 0
         self.round_trips = 0
+        self._fetching = threading.Lock()    # workspaces analysed in parallel share one index
 
     @property
     def where(self) -> str:
@@ -124,6 +126,10 @@ class IndexSource:
         items = names.items() if isinstance(names, dict) else ((n, {"default"}) for n in names)
         for n, feats in items:
             wants.setdefault((n[1] if isinstance(n, tuple) else n).lower(), set()).update(feats)
+        with self._fetching:
+            self._fetch_locked(wants)
+
+    def _fetch_locked(self, wants: dict[str, set[str]]) -> None:
         todo = sorted(set(wants) - set(self._data))
         if not todo:
             return

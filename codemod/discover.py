@@ -1,0 +1,96 @@
+"""Finding the manifests below directories, as black finds Python files: `.gitignore` respected,
+`target/` and vendor directories skipped, symlinks never followed out of the directory; then
+grouping them into workspaces, each analysed once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ManifestError
+
+SKIP_DIRS = frozenset({"target", "vendor", ".git", ".hg", ".svn", "node_modules", ".cargo"})
+
+
+def _gitignore(directory: Path):
+    p = directory / ".gitignore"
+    if not p.is_file():
+        return None
+    import pathspec
+
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(p.read_text(encoding="utf-8", errors="replace").splitlines())
+    except (OSError, ValueError):
+        return None
+
+
+def find_manifests(top: Path) -> list[Path]:
+    """Every Cargo.toml below `top`, in a stable order."""
+    top = Path(top).resolve()
+    if top.is_file():
+        return [top]
+    found: list[Path] = []
+    specs: list[tuple[Path, object]] = []          # (directory, gitignore spec) along the walk
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        here = Path(dirpath)
+        specs = [(d, s) for d, s in specs if here == d or d in here.parents]
+        spec = _gitignore(here)
+        if spec is not None:
+            specs.append((here, spec))
+
+        def ignored(path: Path, is_dir: bool) -> bool:
+            for d, s in specs:
+                rel = path.relative_to(d).as_posix() + ("/" if is_dir else "")
+                if s.match_file(rel):
+                    return True
+            return False
+
+        keep = []
+        for name in sorted(dirnames):
+            p = here / name
+            if name in SKIP_DIRS or p.is_symlink() or ignored(p, True):
+                continue
+            keep.append(name)
+        dirnames[:] = keep
+        if "Cargo.toml" in filenames:
+            p = here / "Cargo.toml"
+            real = p.resolve()
+            if (real == top or top in real.parents) and not ignored(p, False):
+                found.append(p)
+    return found
+
+
+@dataclass
+class Group:
+    """One workspace to analyse: its root manifest and the found manifests that belong to it."""
+
+    root: Path
+    manifests: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Broken:
+    manifest: Path
+    error: str
+
+
+def group_workspaces(manifests: list[Path]) -> tuple[list[Group], list[Broken]]:
+    from .manifest import load_manifest
+    from .workspace import _find_root, _member_dirs
+
+    groups: dict[Path, Group] = {}
+    broken: list[Broken] = []
+    for path in manifests:
+        try:
+            m = load_manifest(path)
+            root = _find_root(m, load_manifest)
+            if root.workspace is None and m.package is None:
+                raise ManifestError(f"{path}: neither a [package] nor a [workspace]")
+            if root is not m and m.dir not in _member_dirs(root):
+                root = m
+        except ManifestError as e:
+            broken.append(Broken(path, str(e)))
+            continue
+        groups.setdefault(root.path, Group(root.path)).manifests.append(path.resolve())
+    return sorted(groups.values(), key=lambda g: str(g.root)), broken
