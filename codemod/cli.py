@@ -124,7 +124,8 @@ def _open_registry(args, first: Path):
 def _run_remembered(args, argv: list[str]) -> int:
     """Read-only runs reuse a stored answer while nothing it depends on has changed (memo.py)."""
     read_only = args.explain or args.dry_run or args.check
-    if not read_only or args.refresh or args.offline or args.frozen or os.environ.get("CARGO_STATIC_FIX_NO_MEMO"):
+    side_effects = args.graph or args.verify
+    if not read_only or side_effects or args.refresh or args.offline or args.frozen or os.environ.get("CARGO_STATIC_FIX_NO_MEMO"):
         return _run(args)
     import contextlib
     import io

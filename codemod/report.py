@@ -219,8 +219,10 @@ def graph_text(results: list[Result], fmt: str) -> str:
     dependencies a plan edits drawn highlighted, as Graphviz DOT or Mermaid."""
     nodes: dict[str, tuple[str, bool]] = {}
     edges: set[tuple[str, str]] = set()
+    notes: list[tuple[str, str]] = []             # (edit label, the node it changes)
     for r in results:
         edited = {(e.dependency) for e in (r.plan.edits if r.plan else [])}
+        first_step: dict[str, str] = {}
         for c in r.analysis.culprits:
             for chain in c.chains:
                 ids = []
@@ -231,6 +233,20 @@ def graph_text(results: list[Result], fmt: str) -> str:
                     nodes[nid] = (label, old or hl)
                     ids.append(nid)
                 edges.update(zip(ids, ids[1:]))
+                if len(ids) > 1:
+                    first_step.setdefault(c.dependency, ids[1])
+        for e in (r.plan.edits if r.plan else []):
+            if e.add is not None:
+                label = f"add {e.dependency} {e.add.get('version', '')} +{', +'.join(e.add.get('features', []))}"
+                target = next(iter(first_step.values()), None)
+            else:
+                parts = [f"+{f}" for f in e.add_features] + [f"-{f}" for f in e.remove_features]
+                if e.default_features is False:
+                    parts.append("default-features = false")
+                label = f"{e.dependency}: {' '.join(parts)}"
+                target = first_step.get(e.dependency)
+            if target is not None:
+                notes.append((label, target))
     key = {nid: f"n{i}" for i, nid in enumerate(sorted(nodes))}
     if fmt == "dot":
         out = ["digraph culprits {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
@@ -241,6 +257,9 @@ def graph_text(results: list[Result], fmt: str) -> str:
                 style += ', color="#c0392b"'
             out.append(f'  {key[nid]} [label="{label}"{style}];')
         out += [f"  {key[a]} -> {key[b]};" for a, b in sorted(edges)]
+        for i, (label, target) in enumerate(notes):
+            out.append(f'  e{i} [label="{label}", shape=note, style=filled, fillcolor="#d5f5e3"];')
+            out.append(f"  e{i} -> {key[target]} [style=dashed];")
         out.append("}")
     else:
         out = ["flowchart LR"]
@@ -248,6 +267,8 @@ def graph_text(results: list[Result], fmt: str) -> str:
             label, _ = nodes[nid]
             out.append(f'  {key[nid]}["{label}"]')
         out += [f"  {key[a]} --> {key[b]}" for a, b in sorted(edges)]
+        for i, (label, target) in enumerate(notes):
+            out.append(f'  e{i}[/"{label}"/] -.-> {key[target]}')
         for nid in sorted(nodes):
             if nodes[nid][1]:
                 out.append(f"  style {key[nid]} fill:#ffe08a,stroke:#333,stroke-width:2px")
