@@ -294,8 +294,11 @@ def _run(args, keep_index: bool = False) -> int:
     if args.format == "json":
         print(json.dumps(entries[0] if len(entries) == 1 else entries, indent=2))
     if args.verbose:
+        from .resolve import RESOLUTIONS
+
         print(f"index {index.where}: {index.files} files, {index.requests} HTTP requests, "
-              f"{index.round_trips} round trips; {time.perf_counter() - started:.3f} s", file=sys.stderr)
+              f"{index.round_trips} round trips; {RESOLUTIONS[0]} resolutions; "
+              f"{time.perf_counter() - started:.3f} s", file=sys.stderr)
     if len(entries) > 1 and not args.quiet:
         print(summary_line(entries), file=sys.stderr)
     return code

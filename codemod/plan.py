@@ -8,7 +8,9 @@ discoveries.
 
 from __future__ import annotations
 
+import heapq
 import itertools
+from itertools import islice
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -129,17 +131,11 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
         per_point.append([c for c in cands if want in (None, c.kind)])
     globals_ = [g for g in _openssl_dep_candidates(analysis, ws, display, scope) if want in (None, g.kind)]
 
-    combos: list[tuple[Remedy, ...]] = [(g,) for g in globals_]
-    for choice in itertools.product(*[[None, *c] for c in per_point]):
-        picked = tuple(r for r in choice if r is not None)
-        if picked:
-            combos.append(picked)
-    combos.sort(key=lambda rs: tuple(map(sum, zip(*(r.cost for r in rs)))))
     advice = tuple(dict.fromkeys(
         rule.notes for p in points for rule in rules_for(rules, p.crate.name, p.crate.version)
         if not rule.remedies and rule.notes))
-    for combo in combos[:MAX_EVALUATIONS]:
-        edits = [e for r in combo for e in r.edits]
+    for combo in islice(_cheapest_first(per_point, globals_), MAX_EVALUATIONS):
+        edits = list(dict.fromkeys(e for r in combo for e in r.edits))
         texts = checker.fixes(edits)
         if texts is not None:
             combo = tuple(replace(r, notes=tuple(dict.fromkeys(r.notes + advice))) for r in combo)
@@ -148,6 +144,42 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
     if scope is not None and want in (None, "rustls"):
         reason += f"; under --scope only additive remedies apply (a rustls switch turns default features off for every target)"
     return Plan("unfixable", reason=" ".join((reason, *advice)), warnings=warnings, evaluations=checker.evaluations)
+
+
+def _total(remedies) -> tuple:
+    return tuple(map(sum, zip(*(r.cost for r in remedies)))) if remedies else (0, 0, 0, 0)
+
+
+def _cheapest_first(per_point: list[list[Remedy]], globals_: list[Remedy]):
+    """Sets of remedies (at most one per edit point, or one global remedy) in order of total
+    cost, enumerated lazily: a workspace with many culprits has too many combinations to list."""
+    lists = [sorted(c, key=lambda r: r.cost) for c in per_point if c]
+    heap: list = []
+    start = tuple(-1 for _ in lists)           # -1: no remedy at this point
+    seen = {start}
+    order = itertools.count()
+
+    def push(vec, extra=None):
+        picked = tuple(lists[i][j] for i, j in enumerate(vec) if j >= 0) if extra is None else (extra,)
+        heapq.heappush(heap, (_total(picked), next(order), vec, picked))
+
+    for g in globals_:
+        push(None, g)
+    for i in range(len(lists)):
+        vec = tuple(0 if k == i else -1 for k in range(len(lists)))
+        seen.add(vec)
+        push(vec)
+    while heap:
+        _, _, vec, picked = heapq.heappop(heap)
+        yield picked
+        if vec is None:
+            continue
+        for i, j in enumerate(vec):
+            if j + 1 < len(lists[i]):
+                nxt = vec[:i] + (j + 1,) + vec[i + 1:]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    push(nxt)
 
 
 # -- where to cut -------------------------------------------------------------------------------

@@ -356,8 +356,12 @@ def _chain(parents: dict, pid: PkgId, dep_name: str | None = None) -> str:
     return " → ".join(reversed(names))
 
 
+RESOLUTIONS = [0]      # how many resolutions this process ran (reported by -v; the planner re-resolves)
+
+
 def resolve(inp: ResolveInput, index) -> Resolution:
     """Resolve versions and features for ``inp.target``; raises NeedCrates when data is missing."""
+    RESOLUTIONS[0] += 1
     target, host = load_target(inp.target), load_target(inp.host)
     members = {p.id: p for p in inp.locals.values() if p.id in set(inp.members)}
     versions = _Versions(inp, index)
