@@ -332,9 +332,8 @@ def _verify(results, opts, args, entries: list[dict]) -> None:
     import shutil
     import subprocess
 
-    by_manifest = {}
-    for e in entries:
-        by_manifest.setdefault(e["manifest"], e)
+    from .run import display_path
+
     for r in results:
         if not r.plan or r.plan.status != "fixable":
             continue
@@ -363,10 +362,12 @@ def _verify(results, opts, args, entries: list[dict]) -> None:
             if ok:
                 note = f"cargo agrees: {opts.blocker} is gone or vendored"
         print(f"{r.manifest}: verify: {note}", file=sys.stderr)
+        mine = {display_path(m.path) for m in r.workspace.manifests.values()} | {display_path(r.workspace.root.path),
+                                                                                  str(r.manifest)}
         for e in entries:
-            if e.get("status") in ("fixed",) and e["manifest"] in (str(r.manifest), e["manifest"]):
-                e.setdefault("verified", verdict)
-                e.setdefault("verify_note", note)
+            if e.get("status") == "fixed" and e["manifest"] in mine:
+                e["verified"] = verdict
+                e["verify_note"] = note
 
 
 def _text_for(r, args, color: bool, written: bool) -> str:

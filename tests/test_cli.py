@@ -1,6 +1,7 @@
 """The command line as users call it: --explain, --format json, and one-line errors with exit 2."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,12 @@ def test_error_unreachable_index():
 def test_error_unknown_target():
     line = one_line_error(run("--explain", "examples/hello", "--target", "x86_64-unknown-linux-musle", *REG))
     assert "unknown target `x86_64-unknown-linux-musle`; did you mean `x86_64-unknown-linux-musl`" in line
+
+
+@pytest.mark.skipif(shutil.which("cargo") is None or shutil.which("cargo-static-fix") is None,
+                    reason="needs cargo and the installed cargo-static-fix script on PATH")
+def test_runs_as_a_cargo_subcommand():
+    r = subprocess.run(["cargo", "static-fix", "--explain", "examples/hello", *REG], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "hello → reqwest [default] → reqwest [default-tls]" in r.stdout
