@@ -137,9 +137,17 @@ def _run_remembered(args, argv: list[str]) -> int:
     from .workspace import load_workspace
 
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
+    from .discover import find_manifests
+
     try:
         files: list[Path] = []
         for p in paths:
+            if p.is_dir():
+                # a tree: every manifest below it (and their locks) is an input
+                found = find_manifests(p)
+                files += found + [m.parent / "Cargo.lock" for m in found]
+                if len(found) > 1 or not found:
+                    continue
             ws = load_workspace(p, workspace=args.workspace, packages=tuple(args.package))
             files += [m.path for m in ws.manifests.values()] + [ws.root.path, ws.lock_path]
         files += config_files((paths[0] if paths[0].suffix != ".toml" else paths[0].parent).resolve())

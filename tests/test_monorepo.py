@@ -206,3 +206,17 @@ def test_verify_without_cargo_says_so(universe, tmp_path):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["verified"] is None and "cargo is not installed" in doc["verify_note"]
+
+
+def test_remembered_answers_notice_changes_anywhere_in_the_tree(universe, tmp_path):
+    srv, _ = universe
+    repo = write_project(tmp_path / "repo", {
+        "a/Cargo.toml": pkg("a", 'serde_json = "1"'),
+        "b/Cargo.toml": pkg("b", 'serde_json = "1"'),
+    })
+    first = cli("--check", "--format", "json", str(repo), "--index-url", srv.index_url)
+    assert first.returncode == 0
+    (repo / "b/Cargo.toml").write_text(pkg("b", 'reqwest = "0.11"'))
+    second = cli("--check", "--format", "json", str(repo), "--index-url", srv.index_url)
+    assert second.returncode == 1
+    assert {e["status"] for e in json.loads(second.stdout)} == {"clean", "would-fix"}
