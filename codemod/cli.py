@@ -164,9 +164,10 @@ def _run_remembered(args, argv: list[str]) -> int:
         sys.stderr.write(hit["stderr"])
         return hit["code"]
     out, err = io.StringIO(), io.StringIO()
+    terminal = sys.stderr                # the progress bar still belongs on the real terminal
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = _run(args, keep_index=True)
+            code = _run(args, keep_index=True, progress_stream=terminal)
         except CodemodError as e:
             print(f"error: {e}", file=sys.stderr)
             code = EXIT_ERROR
@@ -210,7 +211,7 @@ def _early_fetch(index, path: Path):
     return t
 
 
-def _run(args, keep_index: bool = False) -> int:
+def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     from .targets import DEFAULT_TARGET, load_target
 
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
@@ -235,7 +236,8 @@ def _run(args, keep_index: bool = False) -> int:
 
     writing = not (args.explain or args.dry_run or args.check)
     color = _color(args)
-    progress = _Progress(len(jobs), enabled=not args.quiet and len(jobs) > 1 and sys.stderr.isatty())
+    stream = progress_stream or sys.stderr
+    progress = _Progress(len(jobs), stream, enabled=not args.quiet and len(jobs) > 1 and stream.isatty())
     entries: list[dict] = []
     results = []
     written_files: set[Path] = set()
@@ -318,21 +320,21 @@ SCOPES = {"musl": 'cfg(target_env = "musl")', None: None}
 class _Progress:
     """A one-line progress bar on a terminal; nothing at all when piped or quiet."""
 
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.done, self.enabled = total, 0, enabled
+    def __init__(self, total: int, stream, enabled: bool):
+        self.total, self.done, self.enabled, self.stream = total, 0, enabled, stream
 
     def step(self, what) -> None:
         self.done += 1
         if self.enabled:
             width = 30
             filled = width * self.done // max(self.total, 1)
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} workspaces")
-            sys.stderr.flush()
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} workspaces")
+            self.stream.flush()
 
     def clear(self) -> None:
         if self.enabled:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
 
 
 def _verify(results, opts, args, entries: list[dict]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from .errors import ManifestError
@@ -26,10 +27,14 @@ def _gitignore(directory: Path):
 
 
 def find_manifests(top: Path) -> list[Path]:
-    """Every Cargo.toml below `top`, in a stable order."""
-    top = Path(top).resolve()
+    """Every Cargo.toml below `top`, in a stable order (walked once per run and directory)."""
+    return list(_find_manifests(Path(top).resolve()))
+
+
+@lru_cache(maxsize=64)
+def _find_manifests(top: Path) -> tuple[Path, ...]:
     if top.is_file():
-        return [top]
+        return (top,)
     found: list[Path] = []
     specs: list[tuple[Path, object]] = []          # (directory, gitignore spec) along the walk
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
@@ -58,7 +63,7 @@ def find_manifests(top: Path) -> list[Path]:
             real = p.resolve()
             if (real == top or top in real.parents) and not ignored(p, False):
                 found.append(p)
-    return found
+    return tuple(found)
 
 
 @dataclass
