@@ -108,14 +108,17 @@ class C:
 
 
 def write_project(root: Path, files: dict[str, str]) -> Path:
-    """Write a project's files; every package gets an empty src/lib.rs so cargo accepts it."""
+    """Write a project's files; a package without a src/lib.rs or src/main.rs gets an empty
+    src/lib.rs so cargo accepts it."""
     for rel, text in files.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
-        if rel.endswith("Cargo.toml") and "[package]" in text:
-            (p.parent / "src").mkdir(exist_ok=True)
-            (p.parent / "src" / "lib.rs").write_text("")
+    for rel, text in files.items():
+        src = (root / rel).parent / "src"
+        if rel.endswith("Cargo.toml") and "[package]" in text and not (src / "lib.rs").exists() and not (src / "main.rs").exists():
+            src.mkdir(exist_ok=True)
+            (src / "lib.rs").write_text("")
     return root
 
 

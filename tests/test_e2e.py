@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from fixture_registry import write_project as write
+
 ROOT = Path(__file__).resolve().parent.parent
 DEBIAN = Path("/usr/share/cargo/registry")
 HOST = "x86_64-unknown-linux-gnu"
@@ -59,14 +61,6 @@ def env_for(home: Path, target_dir: Path, **extra) -> dict:
     env.setdefault("RUSTUP_HOME", str(Path.home() / ".rustup"))
     env["PATH"] = f"{Path.home() / '.cargo' / 'bin'}:{env.get('PATH', '')}"
     return env
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return root
 
 
 def tool(*args, env, cwd=ROOT):
