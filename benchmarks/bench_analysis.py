@@ -46,7 +46,7 @@ def synthetic(n: int, seed: int = 7) -> tuple[MemoryIndex, ResolveInput]:
         later = names[i + 1:]
         deps_spec = []
         if later:
-            for j in range(rng.randint(1, 4)):
+            for _ in range(rng.randint(1, 4)):
                 target = rng.choice(later[: max(8, len(later) // 10)])
                 deps_spec.append((target, rng.random() < 0.3))
         for minor in (0, 1):

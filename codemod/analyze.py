@@ -128,7 +128,7 @@ def _unified_chains(g, built, res: Resolution, ends, blocker: str, groups: dict)
     then goes through the shared package's features, each step naming who enabled it."""
     reaches: set = set()
     parents: dict = {}
-    for p, s_, i, c, cs in res.unit_edges:
+    for p, s_, _i, c, cs in res.unit_edges:
         parents.setdefault((c, cs), []).append((p, s_))
     todo = [u for u in res.units if u[0].name == blocker]
     reaches.update(todo)
@@ -142,7 +142,7 @@ def _unified_chains(g, built, res: Resolution, ends, blocker: str, groups: dict)
         return
     selected = set(res.input.selected)
     unified = None
-    for member, side, i, child, cside in sorted(res.unit_edges, key=lambda e: (e[0].name, e[2])):
+    for member, _side, i, child, cside in sorted(res.unit_edges, key=lambda e: (e[0].name, e[2])):
         if member not in selected or (child, cside) not in reaches:
             continue
         dep = res.deps_of(member)[i]

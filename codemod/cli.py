@@ -241,7 +241,6 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     entries: list[dict] = []
     results = []
     written_files: set[Path] = set()
-    texts: list[str] = []
     code = EXIT_OK
 
     def emit(new: list[dict]) -> None:
@@ -381,7 +380,7 @@ def _verify(results, opts, args, entries: list[dict]) -> None:
 
 
 def _text_for(r, args, color: bool, written: bool) -> str:
-    from .report import explain_text, plan_lines, unified_diff
+    from .report import explain_text, unified_diff
 
     if args.explain:
         return explain_text(r)

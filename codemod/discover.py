@@ -44,7 +44,7 @@ def _find_manifests(top: Path) -> tuple[Path, ...]:
         if spec is not None:
             specs.append((here, spec))
 
-        def ignored(path: Path, is_dir: bool) -> bool:
+        def ignored(path: Path, is_dir: bool, specs=specs) -> bool:
             for d, s in specs:
                 rel = path.relative_to(d).as_posix() + ("/" if is_dir else "")
                 if s.match_file(rel):

@@ -142,7 +142,7 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
             return Plan("fixable", combo, texts, warnings=warnings, evaluations=checker.evaluations)
     reason = _why_unfixable(points, per_point, globals_, strategy, res)
     if scope is not None and want in (None, "rustls"):
-        reason += f"; under --scope only additive remedies apply (a rustls switch turns default features off for every target)"
+        reason += "; under --scope only additive remedies apply (a rustls switch turns default features off for every target)"
     return Plan("unfixable", reason=" ".join((reason, *advice)), warnings=warnings, evaluations=checker.evaluations)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import ManifestError
 from .manifest import Manifest, Unanalysable, inherit, load_manifest, manifest_deps
-from .model import Dep, Package, PkgId, build_feature_map
+from .model import Package, PkgId, build_feature_map
 
 
 @dataclass

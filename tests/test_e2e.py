@@ -9,7 +9,6 @@ support (the same $CARGO_HOME/config.toml), so both see identical crates. Debian
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil

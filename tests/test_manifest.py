@@ -1,6 +1,5 @@
 """Reading manifests: every table, every spelling, inheritance, members and path dependencies."""
 
-from pathlib import Path
 
 import pytest
 

@@ -2,8 +2,6 @@
 remedies are snapshot-tested end to end (dry-run diff and JSON plan)."""
 
 import json
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from codemod.rules import RuleError, load_rules, parse_rules
-from codemod.semver import parse_version
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = json.loads((ROOT / "tests/fixtures/rule-features.json").read_text())["crates"]

@@ -115,8 +115,8 @@ class HttpFetcher:
             except urllib3.exceptions.TimeoutError:
                 last_error = "timed out"
                 continue
-            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.NewConnectionError,
-                    urllib3.exceptions.SSLError, urllib3.exceptions.ProxyError, OSError) as e:
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError,
+                    urllib3.exceptions.ProxyError, OSError) as e:
                 last_error = _describe(e)
                 continue
             except urllib3.exceptions.HTTPError as e:
