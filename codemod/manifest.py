@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
 
 from .errors import ManifestError
@@ -70,13 +69,6 @@ class Manifest:
     @property
     def links(self) -> str | None:
         return (self.package or {}).get("links")
-
-    @cached_property
-    def document(self):
-        """The tomlkit document, parsed on first use: edits go through it to keep formatting."""
-        import tomlkit
-
-        return tomlkit.parse(self.text)
 
 
 def load_manifest(path: Path, texts: dict[Path, str] | None = None) -> Manifest:

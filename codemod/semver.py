@@ -205,11 +205,3 @@ def parse_req(text: str) -> VersionReq:
             raise SemverError(f"invalid version requirement `{text}`: pre-release needs a full version")
         comps.append(Comparator(op, major, minor, patch, pre))
     return VersionReq(text, tuple(comps))
-
-
-def newest_matching(req: VersionReq, versions) -> Version | None:
-    best = None
-    for v in versions:
-        if req.matches(v) and (best is None or v > best):
-            best = v
-    return best

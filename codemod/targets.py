@@ -138,7 +138,3 @@ def _eval(node, target: Target) -> bool:
 
 def _evaluate(platform: str, target: Target) -> bool:
     return _eval(_parse(platform), target)
-
-
-def validate_platform(platform: str) -> None:
-    _parse(platform)
