@@ -7,11 +7,16 @@ from itertools import islice
 
 import networkx as nx
 
+from .errors import CodemodError
 from .graph import build_graph, pkg_node
 from .model import BUILD, PkgId
 from .resolve import HOST_SIDE, TARGET_SIDE, Resolution
 
 MAX_CHAINS = 200   # per selected package; real graphs have a handful, this only bounds pathological ones
+
+
+class AnalysisError(CodemodError):
+    """The analysis contradicts itself; never answered with "clean"."""
 
 
 @dataclass(frozen=True)
@@ -22,10 +27,14 @@ class Culprit:
     kind: str                          # normal | build | dev
     chains: tuple[tuple[str, ...], ...]
     paths: tuple[tuple, ...] = field(default=(), compare=False, repr=False)   # graph nodes of each chain
+    traced: bool = True                # False: chains come from the build graph alone (see _unit_chains)
 
     def as_json(self) -> dict:
-        return {"package": self.package, "dependency": self.dependency, "crate": self.crate,
-                "kind": self.kind, "chains": [list(c) for c in self.chains]}
+        doc = {"package": self.package, "dependency": self.dependency, "crate": self.crate,
+               "kind": self.kind, "chains": [list(c) for c in self.chains]}
+        if not self.traced:
+            doc["traced"] = False
+        return doc
 
 
 @dataclass(frozen=True)
@@ -41,8 +50,14 @@ class Analysis:
     graph: nx.DiGraph
 
     @property
+    def built(self) -> bool:
+        """The blocker is compiled into the target build."""
+        return bool(self.blocker_versions)
+
+    @property
     def blocked(self) -> bool:
-        return bool(self.culprits) and not self.vendored
+        """Decided by the resolution alone: a target unit of the blocker without `vendored`."""
+        return self.built and not self.vendored
 
 
 def step_label(node) -> str:
@@ -80,17 +95,80 @@ def analyze(res: Resolution, blocker: str = "openssl-sys") -> Analysis:
 
     _unified_chains(g, built, res, ends, blocker, groups)
 
+    # What the build links decides who the culprits are; the feature graph only explains it. Every
+    # direct dependency through which a unit of the blocker is built must be named, and nothing else.
+    linking = {**_unit_chains(res, blocker, HOST_SIDE), **_unit_chains(res, blocker, TARGET_SIDE)}
+    untraced = set()
+    explained = groups
+    groups = {}
+    for key, (chain, nodes) in linking.items():
+        if explained.get(key):
+            groups[key] = explained[key]
+        else:
+            groups[key] = {chain: nodes}
+            untraced.add(key)
+
     culprits, host_only = [], []
-    for (member, dep_name, dep_kind, side), chains in sorted(groups.items(), key=lambda kv: (kv[0][0].name, kv[0][1], kv[0][3])):
+    for key, chains in sorted(groups.items(), key=lambda kv: (kv[0][0].name, kv[0][1], kv[0][3])):
+        member, dep_name, dep_kind, side = key
         crate = next((d.package for d in res.deps_of(member) if d.name == dep_name), dep_name)
         order = sorted(chains, key=lambda c: (len(c), c))
-        c = Culprit(member.name, dep_name, crate, dep_kind, tuple(order), tuple(chains[k] for k in order))
+        c = Culprit(member.name, dep_name, crate, dep_kind, tuple(order), tuple(chains[k] for k in order),
+                    traced=key not in untraced)
         (culprits if side == TARGET_SIDE else host_only).append(c)
+    if target_units and not culprits:
+        members = ", ".join(p.name for p in res.input.selected)
+        raise AnalysisError(f"internal error: {blocker} {'/'.join(p.version for p in target_units)} is built for "
+                            f"{res.input.target}, but no dependency of {members} leads to it; please report this")
     return Analysis(blocker, res.input.target, tuple(p.version for p in target_units), tuple(sorted(feats)),
                     vendored, tuple(culprits), tuple(host_only), res, g)
 
 
+def _unit_chains(res: Resolution, blocker: str, goal_side: str) -> dict[tuple, tuple[tuple[str, ...], tuple]]:
+    """(member, dependency, kind, side) -> the shortest chain of packages the build compiles from
+    that direct dependency to a unit of the blocker on ``goal_side`` (names, package nodes):
+    cargo tree -i's answer."""
+    goals = {u for u in res.units if u[0].name == blocker and u[1] == goal_side}
+    if not goals:
+        return {}
+    children: dict = {}
+    for p, s_, _i, c, cs in res.unit_edges:
+        children.setdefault((p, s_), set()).add((c, cs))
+    # breadth-first from the blocker over reversed edges: the next step towards it from each unit
+    parents: dict = {}
+    for parent, kids in children.items():
+        for kid in kids:
+            parents.setdefault(kid, []).append(parent)
+    toward: dict = {g: None for g in goals}
+    frontier = sorted(goals, key=lambda u: (u[0].name, u[0].version))
+    while frontier:
+        nxt = []
+        for u in frontier:
+            for parent in sorted(parents.get(u, ()), key=lambda u: (u[0].name, u[0].version, u[1])):
+                if parent not in toward:
+                    toward[parent] = u
+                    nxt.append(parent)
+        frontier = nxt
+    selected = set(res.input.selected)
+    out: dict = {}
+    for member, side, i, child, cside in sorted(res.unit_edges, key=lambda e: (e[0].name, e[2])):
+        if member not in selected or (child, cside) not in toward:
+            continue
+        dep = res.deps_of(member)[i]
+        chain, nodes, step = [member.name], [pkg_node(member, res.key(side))], (child, cside)
+        while step is not None:
+            chain.append(step[0].name)
+            nodes.append(pkg_node(step[0], res.key(step[1])))
+            step = toward[step]
+        key = (member, dep.name, dep.kind, goal_side)
+        if key not in out or len(chain) < len(out[key][0]):
+            out[key] = (tuple(chain), tuple(nodes))
+    return out
+
+
 def _paths(g, src, ends):
+    if src not in g:
+        return
     reach = nx.descendants(g, src)
     targets = [e for e in ends if e in reach]
     if not targets:

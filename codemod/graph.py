@@ -7,8 +7,10 @@ entry's name as written), ``dep_kind`` (normal | build | dev), ``value`` (the fe
 ``built`` (whether ``cargo build`` compiles along it for the target; resolver 1 also unifies
 features through edges it does not build).
 
-Implicit features of optional dependencies (``foo = ["dep:foo"]``) get no node of their own: an
-edge to one goes straight to the dependency, as users think of it.
+A feature value naming an implicit feature of an optional dependency (``foo = ["dep:foo"]``) from
+the package's own feature table goes straight to the dependency, as users think of it. A request for
+it from outside (a dependency entry's ``features``, ``dep/foo``, ``--features``) reaches its
+feature node, which expands to the dependency like any other feature.
 """
 
 from __future__ import annotations
@@ -98,8 +100,8 @@ def build_graph(res: Resolution) -> nx.DiGraph:
                 link_dep(pkg_node(pid, key), pid, key, i, dep, child, apply(dfk), "dep")
         pkg = res.packages[pid]
         for f in res.features.get((pid, key), ()):
-            if f in pkg.implicit_features:
-                continue
+            # An implicit feature's node is reached only by a request for it by name (a dependency
+            # entry's `features`, `dep/feat`, `--features`); it expands to its dependency.
             for fv in pkg.features.get(f, ()):
                 expand(feat_node(pid, key, f), pid, key, fk, fv, by_name)
         if pid in res.requested and fk == "normal":

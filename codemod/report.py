@@ -84,7 +84,7 @@ def explain_text(r: Result) -> str:
     out: list[str] = []
     versions = {pid.name: pid.version for pid, _side in a.resolution.units}
     where = f"{r.manifest} (target {a.target})"
-    if not a.culprits:
+    if not a.built:
         out.append(f"{where}: nothing links {a.blocker}.")
     else:
         state = "vendored (built from source, links statically)" if a.vendored else "NOT vendored: the build needs the system OpenSSL"
@@ -130,6 +130,8 @@ def _culprit_lines(culprits: tuple[Culprit, ...]) -> list[str]:
         kind = "" if c.kind == "normal" else f" [{c.kind}-dependency]"
         out.append(f"  {c.package} → {c.dependency}{renamed}{kind}:")
         out.extend(f"    {' → '.join(chain)}" for chain in c.chains)
+        if not c.traced:
+            out.append("    note: the build links it along this chain; the features that open it could not be traced")
     return out
 
 

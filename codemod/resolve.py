@@ -78,6 +78,8 @@ class ResolveInput:
     extra: tuple[tuple[PkgId, Dep], ...] = ()   # dependencies a plan adds to a member
     rust_version: str | None = None     # the workspace's MSRV: resolver 3 prefers versions that support it
     locked: bool = False                # --locked: only versions Cargo.lock names
+    current: PkgId | None = None        # the package of the given manifest (cargo's "current" package)
+    virtual: bool = False               # the workspace root has no [package]
 
 
 @dataclass
@@ -345,6 +347,31 @@ def _requested(inp: ResolveInput, pkg: Package, all_features: bool, selected_cou
     return fvs
 
 
+def _requested_old(inp: ResolveInput, pkg: Package, members: dict) -> list[tuple]:
+    """Resolver 1 with a non-virtual root (cargo's ``members_with_features_old``): ``--features``
+    and ``--no-default-features`` apply to the current package only; another selected member gets
+    its defaults plus the ``member/feature`` values that name it, and ``--all-features`` applies
+    to every selected member."""
+    names = {p.name for p in inp.selected}
+    others = {m.name for m in members.values() if m.id != inp.current}
+    current = pkg.id == inp.current
+    fvs: list[tuple] = []
+    for f in inp.features:
+        owner, _, feat = f.partition("/")
+        specific = bool(feat) and owner in others and owner in names
+        if specific and owner == pkg.name and not current:
+            fvs.append(("feat", feat))
+        elif current and not specific:
+            if not feat and f not in pkg.features:
+                raise ResolveError(f"package `{pkg.name}` does not have the feature `{f}`")
+            fvs.append(parse_feature_value(f))
+    if (not current or not inp.no_default_features) and "default" in pkg.features:
+        fvs.append(("feat", "default"))
+    if inp.all_features:
+        fvs.extend(("feat", f) for f in pkg.features)
+    return fvs
+
+
 def _chain(parents: dict, pid: PkgId, dep_name: str | None = None) -> str:
     names = [dep_name] if dep_name else []
     seen = set()
@@ -411,7 +438,10 @@ def _resolve_once(inp, index, versions: _Versions, members, target: Target, host
     requested = {}
     for pid in inp.selected:
         pkg = packages[pid]
-        fvs = _requested(inp, pkg, inp.all_features, len(inp.selected))
+        if inp.resolver == "1" and not inp.virtual:
+            fvs = _requested_old(inp, pkg, members)
+        else:
+            fvs = _requested(inp, pkg, inp.all_features, len(inp.selected))
         requested[pid] = fvs
         fk = NORMAL_FK
         if opts.track_for_host and pkg.proc_macro:

@@ -80,6 +80,8 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
         dev=opts.dev,
         rust_version=ws.rust_version,
         locked=opts.locked,
+        current=ws.packages[ws.current].id if ws.current in ws.packages else None,
+        virtual=ws.root.package is None,
     )
 
 

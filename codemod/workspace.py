@@ -21,6 +21,7 @@ class Workspace:
     resolver: str                               # "1" | "2" | "3"
     packages: dict[Path, Package] = field(default_factory=dict)
     unanalysable: list[Unanalysable] = field(default_factory=list)
+    current: Path | None = None                 # the package of the given manifest (cargo's "current" package)
 
     def package(self, d: Path) -> Package:
         return self.packages[d]
@@ -159,6 +160,7 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
         )
 
     ws.members = [d for d in members if d in ws.packages]
+    ws.current = start.dir if start.package is not None else None
     if packages:
         by_name = {ws.packages[d].name: d for d in ws.members}
         missing = [p for p in packages if p not in by_name]

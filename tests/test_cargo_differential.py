@@ -169,6 +169,58 @@ SCENARIOS = [
     Scenario("member-feature-chain",
              {"Cargo.toml": pkg("hello", 'git2 = { version = "0.17", default-features = false }', '[features]\ndefault = ["https"]\nhttps = ["git2/https"]\n')},
              {("hello", "git2")}),
+    # implicit features of optional dependencies, requested by name from every route
+    Scenario("implicit-feature-from-entry",
+             {"Cargo.toml": pkg("hello", 'reqwest = { version = "0.11", default-features = false, features = ["hyper-tls"] }')},
+             {("hello", "reqwest")}, expect_chain=("hello", "reqwest [hyper-tls]", "hyper-tls")),
+    Scenario("implicit-feature-renamed-dep",
+             {"Cargo.toml": pkg("hello", 'reqwest = { version = "0.11", default-features = false, features = ["native-tls-crate"] }')},
+             {("hello", "reqwest")}, expect_chain=("hello", "reqwest [native-tls-crate]", "native-tls")),
+    Scenario("implicit-feature-from-package-feature",
+             {"Cargo.toml": pkg("hello", 'reqwest = { version = "0.11", default-features = false }',
+                                '[features]\ndefault = ["tls"]\ntls = ["reqwest/hyper-tls"]\n')},
+             {("hello", "reqwest")}, expect_chain=("hello", "hello [default]", "hello [tls]", "reqwest [hyper-tls]")),
+    Scenario("implicit-feature-weak",
+             {"Cargo.toml": pkg("hello", 'reqwest = { version = "0.11", default-features = false, optional = true }',
+                                '[features]\ndefault = ["net", "tls"]\nnet = ["dep:reqwest"]\ntls = ["reqwest?/hyper-tls"]\n')},
+             {("hello", "reqwest")}),
+    Scenario("implicit-feature-cli",
+             {"Cargo.toml": pkg("hello", 'reqwest = { version = "0.11", default-features = false }')},
+             {("hello", "reqwest")}, args={"features": ("reqwest/hyper-tls",)}),
+    Scenario("implicit-feature-member-to-member",
+             {"Cargo.toml": '[workspace]\nmembers = ["app", "net"]\nresolver = "2"\n',
+              "app/Cargo.toml": pkg("app", 'net = { path = "../net", features = ["tls"] }'),
+              "net/Cargo.toml": pkg("net", 'reqwest = { version = "0.11", default-features = false }',
+                                    '[features]\ntls = ["reqwest/native-tls-crate"]\n')},
+             {("app", "net"), ("net", "reqwest")}, args={"workspace": True}),
+    Scenario("implicit-feature-resolver1-cfg-unifies",
+             {"Cargo.toml": pkg("hello", "",
+                                "[target.'cfg(windows)'.dependencies]\n"
+                                'reqwest = { version = "0.11", default-features = false, features = ["hyper-tls"] }\n'
+                                "[target.'cfg(unix)'.dependencies]\n"
+                                'reqwest = { version = "0.11", default-features = false, features = ["rustls-tls"] }\n',
+                                edition="2018")},
+             {("hello", "reqwest")}),
+    Scenario("implicit-feature-resolver2-cfg-decoupled",
+             {"Cargo.toml": pkg("hello", "",
+                                "[target.'cfg(windows)'.dependencies]\n"
+                                'reqwest = { version = "0.11", default-features = false, features = ["hyper-tls"] }\n'
+                                "[target.'cfg(unix)'.dependencies]\n"
+                                'reqwest = { version = "0.11", default-features = false, features = ["rustls-tls"] }\n')},
+             set()),
+    # resolver 1 with a non-virtual root: --features and --no-default-features reach the current package only
+    *[Scenario(f"old-cli-features-{edition}-{name}",
+               {"Cargo.toml": pkg("hello", 'b = { path = "b", default-features = false }', '[workspace]\nmembers = ["b"]\n\n[features]\ntls = []\n', edition=edition),
+                "b/Cargo.toml": pkg("b", 'reqwest = { version = "0.11", default-features = false }',
+                                    f'[features]\ndefault = {default}\ntls = ["reqwest/hyper-tls"]\n', edition=edition)},
+               expect, args=dict(workspace=True, **args))
+      for edition, name, default, args, expect in [
+          ("2018", "plain", "[]", {"features": ("tls",)}, set()),
+          ("2021", "plain", "[]", {"features": ("tls",)}, {("b", "reqwest"), ("hello", "b")}),
+          ("2018", "member-slash", "[]", {"features": ("b/tls",)}, {("b", "reqwest"), ("hello", "b")}),
+          ("2018", "no-default", '["tls"]', {"no_default_features": True}, {("b", "reqwest"), ("hello", "b")}),
+          ("2021", "no-default", '["tls"]', {"no_default_features": True}, set()),
+      ]],
     Scenario("cli-all-features",
              {"Cargo.toml": pkg("hello", 'curl = { version = "0.4", default-features = false }', '[features]\nssl = ["curl/ssl"]\n')},
              {("hello", "curl")}, args={"all_features": True}),
@@ -282,6 +334,9 @@ def test_agrees_with_cargo_tree(sc: Scenario, universe, home, tmp_path):
         assert any(c[:len(sc.expect_chain)] == sc.expect_chain for c in chains), chains
     for c in a.culprits:
         assert c.chains and all(chain[0] == c.package and chain[-1] == "openssl-sys" for chain in c.chains)
+        assert c.traced, f"{c.package} → {c.dependency}: no feature chain explains what the build links"
+    # never "clean" while cargo builds an unvendored blocker
+    assert a.blocked == (bool(versions) and "vendored" not in feats)
 
 
 def test_seed_project_agrees_with_cargo(tmp_path):
