@@ -47,6 +47,7 @@ class Scenario:
     after_lock: list[list[str]] = field(default_factory=list)
     expect_versions: set[str] | None = None
     expect_chain: tuple[str, ...] | None = None     # a prefix one of the chains starts with
+    expect_deps: set[tuple[str, str]] | None = None  # (package, dependency name as written) on the target
 
 
 REQ = 'reqwest = { version = "0.11.18", features = ["json", "blocking"] }'
@@ -221,6 +222,11 @@ SCENARIOS = [
           ("2018", "no-default", '["tls"]', {"no_default_features": True}, {("b", "reqwest"), ("hello", "b")}),
           ("2021", "no-default", '["tls"]', {"no_default_features": True}, set()),
       ]],
+    *[Scenario(f"two-entries-active-one-{edition}",
+               {"Cargo.toml": pkg("hello", "", "[target.'cfg(windows)'.dependencies]\nnative-tls = \"0.2\"\n"
+                                  "[target.'cfg(unix)'.dependencies]\ntls = { package = \"native-tls\", version = \"0.2\" }\n",
+                                  edition=edition)},
+               {("hello", "native-tls")}, expect_deps={("hello", "tls")}) for edition in ("2018", "2021")],
     Scenario("cli-all-features",
              {"Cargo.toml": pkg("hello", 'curl = { version = "0.4", default-features = false }', '[features]\nssl = ["curl/ssl"]\n')},
              {("hello", "curl")}, args={"all_features": True}),
@@ -329,6 +335,8 @@ def test_agrees_with_cargo_tree(sc: Scenario, universe, home, tmp_path):
         assert set(a.blocker_versions) == sc.expect_versions
     if sc.expect_vendored is not None:
         assert a.vendored is sc.expect_vendored
+    if sc.expect_deps is not None:
+        assert {(c.package, c.dependency) for c in a.culprits} == sc.expect_deps
     if sc.expect_chain is not None:
         chains = [c for cul in a.culprits for c in cul.chains]
         assert any(c[:len(sc.expect_chain)] == sc.expect_chain for c in chains), chains
