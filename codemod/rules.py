@@ -10,7 +10,16 @@ from .errors import CodemodError
 from .semver import SemverError, parse_req, parse_version
 
 KINDS = ("vendored-feature", "rustls")
-RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+
+
+def _rules_dir() -> Path:
+    """rules/ at the top of a checkout; ``codemod/ruledata/`` in an installed wheel (pyproject.toml)."""
+    here = Path(__file__).resolve().parent
+    installed = here / "ruledata"
+    return installed if installed.is_dir() else here.parent / "rules"
+
+
+RULES_DIR = _rules_dir()
 
 
 class RuleError(CodemodError):
@@ -96,6 +105,9 @@ def load_rules(directory: Path = RULES_DIR) -> list[Rule]:
     rules = []
     for path in sorted(Path(directory).glob("*.toml")):
         rules.extend(parse_rules(path.read_text(encoding="utf-8"), str(path.name)))
+    if not rules:
+        # an installation without its rules would plan without the culprits' knowledge: refuse
+        raise RuleError(f"no rules found in {directory}: the installation is incomplete (reinstall cargo-static-fix)")
     return rules
 
 
