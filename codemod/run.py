@@ -13,6 +13,7 @@ from .lockfile import load_lock
 from .manifest import Unanalysable
 from .registry.index import IndexSource
 from .resolve import NeedCrates, ResolveInput, UnknownCrate, resolve
+from .targets import host_triple, read_rustflags
 from .workspace import Workspace, load_workspace
 
 
@@ -80,6 +81,8 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
         dev=opts.dev,
         rust_version=ws.rust_version,
         locked=opts.locked,
+        host=host_triple(),
+        rustflags=read_rustflags(ws.root.dir),
     )
 
 
