@@ -223,6 +223,13 @@ def test_read_rustflags_config_files(tmp_path, monkeypatch):
     assert read_rustflags(proj, {}).build[-4:] == ("--cfg", "changed", "--cfg", "x")
 
 
+def test_read_rustflags_config_without_extension_wins(tmp_path):
+    """cargo 1.95 warns when both exist and reads `.cargo/config`."""
+    _config(tmp_path / ".cargo" / "config", '[build]\nrustflags = ["--cfg", "plain"]\n')
+    _config(tmp_path / ".cargo" / "config.toml", '[build]\nrustflags = ["--cfg", "toml"]\n')
+    assert read_rustflags(tmp_path, {}).build == ("--cfg", "plain")
+
+
 @pytest.mark.parametrize("text,message", [
     ("[build]\nrustflags = 3\n", "must be a string or an array of strings"),
     ("[build]\nrustflags = [\"a\", 1]\n", "must be a string or an array of strings"),
