@@ -251,13 +251,14 @@ def is_rustflags_variable(name: str) -> bool:
 
 
 def read_rustflags(project_dir: Path, env: Mapping[str, str] | None = None) -> RustFlags:
-    """The rustflags sources for a project: the environment and cargo's config files (found as
-    for registries: ``.cargo/config.toml`` from `project_dir` upwards, then ``$CARGO_HOME``)."""
+    """The rustflags sources for a project: the environment (`env`, default ``os.environ``) and
+    cargo's config files, found as for registries: ``.cargo/config.toml`` from `project_dir`
+    upwards, then ``$CARGO_HOME/config.toml`` (CARGO_HOME from the process environment)."""
     from .registry.config import config_files
 
     env = os.environ if env is None else env
     files = config_files(Path(project_dir).resolve())
-    stamp = tuple((p, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    stamp = tuple((p, st.st_mtime_ns, st.st_size) for p, st in ((p, p.stat()) for p in files))
     triples, cfgs, build = _config_rustflags(stamp)
     if "CARGO_ENCODED_RUSTFLAGS" in env:
         encoded = env["CARGO_ENCODED_RUSTFLAGS"]
