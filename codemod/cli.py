@@ -156,7 +156,10 @@ def _run_remembered(args, argv: list[str]) -> int:
         return _run(args)                 # let the real run report the problem
     cache_dir = args.cache_dir or default_cache_dir()
     memo = Memo(cache_dir, HttpCache(cache_dir))
-    extra = json.dumps([sys.stdout.isatty(), os.environ.get("NO_COLOR"), os.environ.get("CARGO_HOME")])
+    from .targets import is_rustflags_variable
+
+    flag_env = sorted((k, v) for k, v in os.environ.items() if is_rustflags_variable(k))
+    extra = json.dumps([sys.stdout.isatty(), os.environ.get("NO_COLOR"), os.environ.get("CARGO_HOME"), flag_env])
     key = memo.key(argv, files, extra)
     hit = memo.lookup(key)
     if hit is not None:

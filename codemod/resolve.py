@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from .errors import ResolveError
 from .model import BUILD, DEV, Dep, Package, PkgId, parse_feature_value
 from .semver import SemverError, parse_req, parse_version
-from .targets import DEFAULT_TARGET, HOST_TARGET, Target, load_target
+from .targets import DEFAULT_TARGET, HOST_TARGET, RustFlags, Target, load_target, probe_target
 
 NORMAL_FK, HOST_FK = "normal", "host"
 TARGET_SIDE, HOST_SIDE = "target", "host"
@@ -80,6 +80,7 @@ class ResolveInput:
     locked: bool = False                # --locked: only versions Cargo.lock names
     current: PkgId | None = None        # the package of the given manifest (cargo's "current" package)
     virtual: bool = False               # the workspace root has no [package]
+    rustflags: RustFlags = RustFlags()  # where cargo takes the target's rustflags from (not the host's)
 
 
 @dataclass
@@ -389,7 +390,7 @@ RESOLUTIONS = [0]      # how many resolutions this process ran (reported by -v; 
 def resolve(inp: ResolveInput, index) -> Resolution:
     """Resolve versions and features for ``inp.target``; raises NeedCrates when data is missing."""
     RESOLUTIONS[0] += 1
-    target, host = load_target(inp.target), load_target(inp.host)
+    target, host = probe_target(inp.target, inp.rustflags), load_target(inp.host)
     members = {p.id: p for p in inp.locals.values() if p.id in set(inp.members)}
     versions = _Versions(inp, index)
     for name, vs in inp.lock.items():

@@ -13,6 +13,7 @@ from .lockfile import load_lock
 from .manifest import Unanalysable
 from .registry.index import IndexSource
 from .resolve import NeedCrates, ResolveInput, UnknownCrate, resolve
+from .targets import host_triple, read_rustflags
 from .workspace import Workspace, load_workspace
 
 
@@ -82,6 +83,8 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
         locked=opts.locked,
         current=ws.packages[ws.current].id if ws.current in ws.packages else None,
         virtual=ws.root.package is None,
+        host=host_triple(),
+        rustflags=read_rustflags(ws.root.dir),
     )
 
 

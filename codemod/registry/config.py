@@ -32,13 +32,13 @@ def config_files(start: Path) -> list[Path]:
     """cargo's config files that apply to a project, nearest first."""
     files: list[Path] = []
     for d in [start, *start.parents]:
-        for name in ("config.toml", "config"):
+        for name in ("config", "config.toml"):      # cargo reads `config` when both exist
             p = d / ".cargo" / name
             if p.is_file():
                 files.append(p)
                 break
     home = cargo_home()
-    for name in ("config.toml", "config"):
+    for name in ("config", "config.toml"):
         p = home / name
         if p.is_file() and p not in files:
             files.append(p)
