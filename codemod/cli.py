@@ -15,57 +15,96 @@ from .errors import CodemodError
 EXIT_OK, EXIT_CHECK, EXIT_ERROR, EXIT_UNFIXABLE = 0, 1, 2, 3
 
 
+class _Parser(argparse.ArgumentParser):
+    """cargo's manners: one `error:` line and a pointer to --help, not a usage dump."""
+
+    def error(self, message: str):
+        _error(message.replace("unrecognized arguments", "unexpected argument"))
+        sys.stderr.write("\nFor more information, try '--help'.\n")
+        raise SystemExit(EXIT_ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="cargo-static-fix",
+        usage="cargo-static-fix [OPTIONS] [PATH]...",
         description="Find and fix what pulls the system OpenSSL (openssl-sys) into a Rust build for a static target.",
     )
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
-                   help="a Cargo.toml or the directory holding one (default: .)")
-    p.add_argument("--manifest-path", type=Path, action="append", default=[], help="path to Cargo.toml")
-    mode = p.add_mutually_exclusive_group()
+                   help="a Cargo.toml or the directory holding one (default: .; searched upwards like cargo)")
+    g = p.add_argument_group("Mode")
+    mode = g.add_mutually_exclusive_group()
     mode.add_argument("--explain", action="store_true", help="show who pulls in the blocker and the plan; write nothing")
     mode.add_argument("--dry-run", action="store_true", help="print the change as a unified diff; write nothing")
     mode.add_argument("--check", action="store_true", help="like --dry-run; exit 1 when a change is needed (for CI)")
     mode.add_argument("--list-rules", action="store_true", help="print the rules in rules/")
-    p.add_argument("--plan", type=Path, metavar="FILE", help="apply a plan (JSON from --format json) without resolving")
-    p.add_argument("--strategy", choices=("auto", "vendored", "rustls", "openssl-dep"), default="auto",
+    g.add_argument("--plan", type=Path, metavar="FILE", help="apply a plan (JSON from --format json) without resolving")
+    g.add_argument("--verify", action="store_true", help="after writing, ask cargo tree whether the blocker is gone or vendored")
+    g.add_argument("--allow-dirty", action="store_true", help="write manifests that have uncommitted changes")
+
+    g = p.add_argument_group("Remedies")
+    g.add_argument("--strategy", choices=("auto", "vendored", "rustls", "openssl-dep"), default="auto",
                    help="force a remedy kind (default: the least invasive that works)")
-    p.add_argument("--allow-dirty", action="store_true", help="write manifests that have uncommitted changes")
-    p.add_argument("--format", choices=("text", "json", "jsonl"), default="text",
-                   help="output format: text, json (one document), jsonl (a line per manifest as each finishes)")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour diffs")
-    p.add_argument("--target", action="append", default=[], metavar="TRIPLE",
-                   help="target triple (default: x86_64-unknown-linux-musl); repeat it: the fix must hold for every target")
-    p.add_argument("--blocker", default="openssl-sys", metavar="CRATE", help="the crate to keep out (default: openssl-sys)")
-    p.add_argument("--features", "-F", action="append", default=[], help="features to activate (comma or space separated)")
-    p.add_argument("--all-features", action="store_true", help="activate all features of the selected packages")
-    p.add_argument("--no-default-features", action="store_true", help="do not activate the `default` feature")
-    p.add_argument("--dev", action="store_true", help="include the selected packages' dev-dependencies (tests, examples)")
-    p.add_argument("--workspace", action="store_true", help="analyse every workspace member")
-    p.add_argument("-p", "--package", action="append", default=[], metavar="SPEC", help="workspace member(s) to analyse")
-    p.add_argument("--exclude", action="append", default=[], metavar="SPEC", help="members to leave out of --workspace")
-    p.add_argument("--scope", choices=("musl",), default=None,
+    g.add_argument("--blocker", default="openssl-sys", metavar="CRATE", help="the crate to keep out (default: openssl-sys)")
+    g.add_argument("--scope", choices=("musl",), default=None,
                    help="put the edits under [target.'cfg(target_env = \"musl\")'.dependencies] so other targets keep the system OpenSSL")
-    p.add_argument("--verify", action="store_true", help="after writing, ask cargo tree whether the blocker is gone or vendored")
-    p.add_argument("--graph", nargs=2, metavar=("dot|mermaid", "FILE"), default=None,
-                   help="write the culprit graph (chosen edits highlighted) as Graphviz DOT or Mermaid")
-    p.add_argument("--index-url", default=None, metavar="URL",
+
+    g = p.add_argument_group("Package selection")
+    g.add_argument("--manifest-path", type=Path, action="append", default=[], metavar="PATH", help="path to Cargo.toml")
+    g.add_argument("--workspace", action="store_true", help="analyse every workspace member")
+    g.add_argument("-p", "--package", action="append", default=[], metavar="SPEC", help="workspace member(s) to analyse")
+    g.add_argument("--exclude", action="append", default=[], metavar="SPEC", help="members to leave out of --workspace")
+
+    g = p.add_argument_group("Feature selection")
+    g.add_argument("--features", "-F", action="append", default=[], help="features to activate (comma or space separated)")
+    g.add_argument("--all-features", action="store_true", help="activate all features of the selected packages")
+    g.add_argument("--no-default-features", action="store_true", help="do not activate the `default` feature")
+    g.add_argument("--dev", action="store_true", help="include the selected packages' dev-dependencies (tests, examples)")
+
+    g = p.add_argument_group("Compilation options")
+    g.add_argument("--target", action="append", default=[], metavar="TRIPLE",
+                   help="target triple (default: x86_64-unknown-linux-musl); repeat it: the fix must hold for every target")
+
+    g = p.add_argument_group("Registry")
+    g.add_argument("--index-url", default=None, metavar="URL",
                    help="registry index: https://…, sparse+https://…, or a directory (default: https://index.crates.io/)")
-    p.add_argument("-j", "--jobs", type=int, default=16, help="index requests in flight at once (default: 16)")
-    p.add_argument("--offline", action="store_true", help="no network: read cargo's own index cache ($CARGO_HOME/registry/index)")
-    p.add_argument("--locked", action="store_true", help="use only versions in Cargo.lock; fail if a crate is not locked")
-    p.add_argument("--frozen", action="store_true", help="--offline and --locked")
-    p.add_argument("--prefetch", choices=("off", "normal", "features", "all"), default="features",
+    g.add_argument("-j", "--jobs", type=int, default=16, metavar="N", help="index requests in flight at once (default: 16)")
+    g.add_argument("--offline", action="store_true", help="no network: read cargo's own index cache ($CARGO_HOME/registry/index)")
+    g.add_argument("--locked", action="store_true", help="use only versions in Cargo.lock; fail if a crate is not locked")
+    g.add_argument("--frozen", action="store_true", help="--offline and --locked")
+    g.add_argument("--prefetch", choices=("off", "normal", "features", "all"), default="features",
                    help="fetch what crates will likely need before the resolver asks: off; normal (non-optional "
                         "dependencies); features (also optional ones the asked-for features turn on; default); all")
-    p.add_argument("--refresh", action="store_true", help="revalidate cached index files now, even if still fresh")
-    p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+    g.add_argument("--refresh", action="store_true", help="revalidate cached index files now, even if still fresh")
+    g.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                    help="where index files are cached (default: $CARGO_STATIC_FIX_CACHE_DIR or the platform cache dir)")
-    p.add_argument("-v", "--verbose", action="store_true", help="report each workspace, index requests and timing on stderr")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
-    p.add_argument("-V", "--version", action="version", version=f"cargo-static-fix {__version__}")
+
+    g = p.add_argument_group("Output")
+    g.add_argument("--format", choices=("text", "json", "jsonl"), default="text",
+                   help="output format: text, json (one document), jsonl (a line per manifest as each finishes)")
+    g.add_argument("--graph", nargs=2, metavar=("dot|mermaid", "FILE"), default=None,
+                   help="write the culprit graph (chosen edits highlighted) as Graphviz DOT or Mermaid; FILE - is stdout")
+    g.add_argument("--color", choices=("auto", "always", "never"), default=None,
+                   help="colouring: auto, always, never (default: $CARGO_TERM_COLOR, else auto)")
+    g.add_argument("-v", "--verbose", action="store_true", help="report each workspace, index requests and timing on stderr")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
+    g.add_argument("-V", "--version", action="version", version=f"cargo-static-fix {__version__}")
     return p
+
+
+def _check_args(parser, args) -> None:
+    if args.quiet and args.verbose:
+        parser.error("the argument '--quiet' cannot be used with '--verbose'")
+    if args.jobs < 1:
+        parser.error(f"invalid value '{args.jobs}' for '--jobs <N>': jobs may not be less than 1")
+    if args.graph:
+        fmt, dest = args.graph
+        if fmt not in ("dot", "mermaid"):
+            parser.error(f"invalid value '{fmt}' for '--graph': takes dot or mermaid, then a file")
+        if dest != "-" and not Path(dest).parent.is_dir():
+            parser.error(f"--graph: directory `{Path(dest).parent}` does not exist")
+        if dest != "-" and Path(dest).is_dir():
+            parser.error(f"--graph: `{dest}` is a directory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,28 +112,95 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["static-fix"]:      # invoked by cargo as `cargo-static-fix static-fix ARGS`
         argv = argv[1:]
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.graph and args.graph[0] not in ("dot", "mermaid"):
-        parser.error("--graph takes dot or mermaid, then a file")
+    for i, a in enumerate(argv):          # colour argument errors as asked, before parsing succeeds
+        if a.startswith("--color="):
+            _COLOR_CHOICE[0] = a.split("=", 1)[1]
+        elif a == "--color" and i + 1 < len(argv):
+            _COLOR_CHOICE[0] = argv[i + 1]
+    try:
+        args = parser.parse_args(argv)
+        _COLOR_CHOICE[0] = args.color
+        _check_args(parser, args)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else EXIT_ERROR
     try:
         if args.list_rules:
             return _list_rules(args)
         if args.plan is not None:
             return _apply_plan_file(args)
-        return _run_remembered(args, argv)
+        from .locate import locate
+
+        args.paths = locate(list(args.paths) or ([] if args.manifest_path else [Path(".")]), list(args.manifest_path))
+        args.manifest_path = []
+        code = _run_remembered(args, argv)
+        return EXIT_OK if args.explain and code in (EXIT_CHECK, EXIT_UNFIXABLE) else code
     except CodemodError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _error(_relative(str(e)))
+        if getattr(args, "format", "text") == "json":
+            print(json.dumps({"status": "error", "error": _relative(str(e))}, indent=2))
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+    except RecursionError:
+        _error("internal error: the dependency graph is too deep to analyse")
+        return EXIT_ERROR
+    except Exception as e:          # a bug: one line, and the traceback only when asked for
+        if os.environ.get("CARGO_STATIC_FIX_TRACEBACK"):
+            raise
+        _error(f"internal error: {type(e).__name__}: {e} (set CARGO_STATIC_FIX_TRACEBACK=1 for details, and please report it)")
+        return EXIT_ERROR
+
+
+def _closed_pipe() -> int:
+    """`| head` closed stdout: end quietly, as a SIGPIPE-terminated program does."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
+
+
+def _relative(message: str) -> str:
+    from .run import relative_message
+
+    return relative_message(message)
+
+
+def _paint(stream, text: str, code: str) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if _color_for(stream) else text
+
+
+def _error(message: str) -> None:
+    print(f"{_paint(sys.stderr, 'error', '1;31')}: {message}", file=sys.stderr)
+
+
+def _warning(message: str) -> None:
+    print(f"{_paint(sys.stderr, 'warning', '1;33')}: {message}", file=sys.stderr)
+
+
+_COLOR_CHOICE: list = [None]     # --color of this run, for the message helpers
+
+
+def _color_for(stream, choice: str | None = None) -> bool:
+    """cargo's rule: --color, else CARGO_TERM_COLOR, else auto (a terminal, and no non-empty NO_COLOR)."""
+    choice = choice or _COLOR_CHOICE[0] or os.environ.get("CARGO_TERM_COLOR") or "auto"
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return tty and not os.environ.get("NO_COLOR")
 
 
 def _color(args) -> bool:
-    if args.color == "always":
-        return True
-    if args.color == "never":
-        return False
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    _COLOR_CHOICE[0] = args.color
+    return _color_for(sys.stdout, args.color)
 
 
 def _list_rules(args) -> int:
@@ -172,7 +278,7 @@ def _run_remembered(args, argv: list[str]) -> int:
         try:
             code = _run(args, keep_index=True, progress_stream=terminal)
         except CodemodError as e:
-            print(f"error: {e}", file=sys.stderr)
+            _error(_relative(str(e)))
             code = EXIT_ERROR
     sys.stdout.write(out.getvalue())
     sys.stderr.write(err.getvalue())
@@ -234,6 +340,8 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
                    workspace=args.workspace, packages=tuple(args.package), strategy=args.strategy,
                    locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude))
     jobs, failures = plan_jobs(paths)
+    if not jobs and not failures:
+        raise CodemodError(f"no Cargo.toml to analyse in {', '.join(f'`{p}`' for p in paths)}")
     early.join()
     started = time.perf_counter()
 
@@ -253,15 +361,26 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
                 progress.clear()
                 print(json.dumps(e), flush=True)
 
-    for f in failures:
-        emit(failure_entries(f))
-    for job, outcome in run_jobs(jobs, opts, index, workers=min(4, max(1, args.jobs // 4))):
-        progress.step(job.path)
+    def analysed():
+        for job, outcome in run_jobs(jobs, opts, index, workers=min(4, max(1, args.jobs // 4))):
+            progress.step(job.path)
+            yield job.path, job, outcome
+
+    # jsonl streams each manifest as it finishes; every other output is sorted by path
+    items = [(f.manifests[0], None, f) for f in failures]
+    if args.format == "jsonl":
+        import itertools
+
+        stream_items = itertools.chain(items, analysed())
+    else:
+        stream_items = sorted([*items, *analysed()], key=lambda item: str(item[0]))
+    single = len(jobs) + len(failures) == 1
+    for _path, job, outcome in stream_items:
         if isinstance(outcome, Failure):
-            if len(jobs) + len(failures) == 1:
+            if single and args.format == "text":
                 raise CodemodError(outcome.error)       # one manifest: one line, as before
             progress.clear()
-            print(f"error: {outcome.error}", file=sys.stderr)
+            _error(_relative(outcome.error))
             emit(failure_entries(outcome))
             continue
         r = outcome
@@ -301,8 +420,13 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     if args.verify and writing:
         _verify(results, opts, args, entries)
     if args.graph:
+        from .report import graph_text
+
         fmt, dest = args.graph
-        Path(dest).write_text(__import__("codemod.report", fromlist=["graph_text"]).graph_text(results, fmt))
+        if dest == "-":
+            sys.stdout.write(graph_text(results, fmt))
+        else:
+            Path(dest).write_text(graph_text(results, fmt))
     if args.format == "json":
         print(json.dumps(entries[0] if len(entries) == 1 else entries, indent=2))
     if args.verbose:
@@ -394,7 +518,7 @@ def _text_for(r, args, color: bool, written: bool) -> str:
         out.append(f"{r.manifest}: nothing to do ({r.analysis.blocker} is {state} for {r.analysis.target})\n")
         return "".join(out)
     for w in plan.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        _warning(w)
     if plan.status == "unfixable":
         print(f"{r.manifest}: cannot fix: {plan.reason}", file=sys.stderr)
         return ""

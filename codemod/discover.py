@@ -28,16 +28,26 @@ def _gitignore(directory: Path):
 
 def find_manifests(top: Path) -> list[Path]:
     """Every Cargo.toml below `top`, in a stable order (walked once per run and directory)."""
-    return list(_find_manifests(Path(top).resolve()))
+    return list(_find_manifests(Path(top).resolve())[0])
+
+
+def scan_errors(top: Path) -> list[tuple[Path, str]]:
+    """Directories below `top` the walk could not read: (directory, why), to be reported."""
+    return list(_find_manifests(Path(top).resolve())[1])
 
 
 @lru_cache(maxsize=64)
-def _find_manifests(top: Path) -> tuple[Path, ...]:
+def _find_manifests(top: Path) -> tuple[tuple[Path, ...], tuple[tuple[Path, str], ...]]:
     if top.is_file():
-        return (top,)
+        return (top,), ()
     found: list[Path] = []
+    errors: list[tuple[Path, str]] = []
     specs: list[tuple[Path, object]] = []          # (directory, gitignore spec) along the walk
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+
+    def unreadable(e: OSError) -> None:
+        errors.append((Path(e.filename or top), f"cannot read directory: {e.strerror or e}"))
+
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False, onerror=unreadable):
         here = Path(dirpath)
         specs = [(d, s) for d, s in specs if here == d or d in here.parents]
         spec = _gitignore(here)
@@ -60,10 +70,14 @@ def _find_manifests(top: Path) -> tuple[Path, ...]:
         dirnames[:] = keep
         if "Cargo.toml" in filenames:
             p = here / "Cargo.toml"
-            real = p.resolve()
+            try:
+                real = p.resolve(strict=True)
+            except (OSError, RuntimeError) as e:      # a dangling link or a symlink loop
+                errors.append((p, f"cannot read: {e}"))
+                continue
             if (real == top or top in real.parents) and not ignored(p, False):
                 found.append(p)
-    return tuple(found)
+    return tuple(found), tuple(errors)
 
 
 @dataclass

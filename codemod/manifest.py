@@ -89,8 +89,59 @@ def load_manifest(path: Path, texts: dict[Path, str] | None = None) -> Manifest:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ManifestError(f"{path}: invalid TOML: {e}") from None
+    _check_shape(path, data)
     m = Manifest(path.resolve(), text, data)
     return m
+
+
+def _type_name(value) -> str:
+    return {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}.get(type(value), "value")
+
+
+def _check_shape(path: Path, data: dict) -> None:
+    """The keys the analysis reads have the types cargo requires (cargo's own wording)."""
+    def bad(key: str, value, expected: str):
+        raise ManifestError(f"{path}: `{key}`: invalid type: {_type_name(value)}, expected {expected}")
+
+    pkg = data.get("package", data.get("project"))
+    if pkg is not None:
+        if not isinstance(pkg, dict):
+            bad("package", pkg, "a table")
+        if "name" not in pkg:
+            raise ManifestError(f"{path}: `[package]` is missing the field `name`")
+        if not isinstance(pkg["name"], str) or not pkg["name"]:
+            bad("package.name", pkg["name"], "a non-empty string")
+        v = pkg.get("version")
+        if v is not None and not isinstance(v, (str, dict)):
+            bad("package.version", v, "a string or `{ workspace = true }`")
+        for key in ("edition", "links", "resolver", "rust-version"):
+            if key in pkg and not isinstance(pkg[key], (str, dict)):
+                bad(f"package.{key}", pkg[key], "a string")
+    for key in ("workspace", "lib", "target", "patch", "replace"):
+        if key in data and not isinstance(data[key], dict):
+            bad(key, data[key], "a table")
+    feats = data.get("features", {})
+    if not isinstance(feats, dict):
+        bad("features", feats, "a table")
+    for name, values in feats.items():
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            bad(f"features.{name}", values, "an array of strings")
+    for table, _kind, _platform, entries in _dep_tables(data):
+        for name, spec in entries.items():
+            where = ".".join(table) + "." + name
+            if isinstance(spec, str):
+                continue
+            if not isinstance(spec, dict):
+                bad(where, spec, "a version string or a table")
+            for k in ("version", "package", "path", "git", "registry", "branch", "tag", "rev"):
+                if k in spec and not isinstance(spec[k], str):
+                    bad(f"{where}.{k}", spec[k], "a string")
+            for k in ("optional", "default-features", "default_features", "workspace"):
+                if k in spec and not isinstance(spec[k], bool):
+                    bad(f"{where}.{k}", spec[k], "a boolean")
+            if "features" in spec and (not isinstance(spec["features"], list)
+                                       or not all(isinstance(f, str) for f in spec["features"])):
+                bad(f"{where}.features", spec["features"], "an array of strings")
 
 
 def _dep_tables(data: dict):

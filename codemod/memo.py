@@ -37,13 +37,20 @@ class Memo:
         return h.hexdigest()
 
     def lookup(self, key: str) -> dict | None:
+        """The stored answer, only when it is whole (its checksum matches) and still valid."""
         try:
-            entry = json.loads((self.root / key[:2] / key).read_text())
-        except (OSError, ValueError):
-            return None
-        for dep in entry.get("index", []):
-            if not self._still_valid(dep):
+            stored = json.loads((self.root / key[:2] / key).read_text())
+            entry, digest = stored["entry"], stored["sha256"]
+            if digest != _checksum(entry):
                 return None
+            if not (isinstance(entry["stdout"], str) and isinstance(entry["stderr"], str)
+                    and isinstance(entry["code"], int) and isinstance(entry["index"], list)):
+                return None
+            for dep in entry["index"]:
+                if not self._still_valid(dep):
+                    return None
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return None
         return entry
 
     def store(self, key: str, entry: dict) -> None:
@@ -52,7 +59,7 @@ class Memo:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
             with os.fdopen(fd, "w") as f:
-                json.dump(entry, f)
+                json.dump({"entry": entry, "sha256": _checksum(entry)}, f)
             os.replace(tmp, path)
         except OSError:
             pass
@@ -69,6 +76,10 @@ class Memo:
             _, path, stamp = dep
             return _stamp(Path(path)) == stamp
         return False
+
+
+def _checksum(entry: dict) -> str:
+    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
 
 
 def _digest(body: str | None) -> str:

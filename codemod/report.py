@@ -6,7 +6,7 @@ import difflib
 from pathlib import Path
 
 from .analyze import Culprit
-from .run import Result, display_path
+from .run import Result, display_path, relative_message
 
 
 def result_json(r: Result, status: str | None = None) -> dict:
@@ -135,10 +135,20 @@ def _culprit_lines(culprits: tuple[Culprit, ...]) -> list[str]:
     return out
 
 
+def diff_name(path: Path) -> str:
+    """The name a diff header gives a file: relative to the top of its git work tree, as `git diff`
+    writes it (so `git apply` takes it from the repository root), else to the working directory."""
+    real = Path(path).resolve()
+    for parent in real.parents:
+        if (parent / ".git").exists():
+            return real.relative_to(parent).as_posix()
+    return display_path(path)
+
+
 def unified_diff(path: Path, old: str, new: str, color: bool) -> str:
-    name = display_path(path)
+    name = diff_name(path)
     lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
-                                 fromfile=f"a/{name.lstrip('/')}", tofile=f"b/{name.lstrip('/')}")
+                                 fromfile=f"a/{name}", tofile=f"b/{name}")
     out = []
     for line in lines:
         if not line.endswith("\n"):
@@ -191,7 +201,7 @@ def batch_entries(job, r: Result, written: bool) -> list[dict]:
 
 
 def failure_entries(failure) -> list[dict]:
-    return [{"manifest": display_path(m), "status": "error", "error": failure.error} for m in failure.manifests]
+    return [{"manifest": display_path(m), "status": "error", "error": relative_message(failure.error)} for m in failure.manifests]
 
 
 def summary_line(entries: list[dict]) -> str:

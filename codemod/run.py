@@ -46,13 +46,22 @@ class Result:
 
 
 def display_path(path: Path) -> str:
-    """A path as users wrote it: relative to the working directory when it lies below it."""
+    """A path as users see it: relative to the working directory (``../x`` above it)."""
     path = Path(path)
     try:
-        rel = os.path.relpath(path.resolve(), Path.cwd())
-    except ValueError:
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError):           # a symlink loop: name the link itself
+            real = Path(os.path.abspath(path))
+        return os.path.relpath(real, Path.cwd())
+    except (ValueError, OSError):
         return str(path)
-    return rel if not rel.startswith("..") else str(path.resolve())
+
+
+def relative_message(message: str) -> str:
+    """Messages name files relative to the working directory, as every other output does."""
+    cwd = str(Path.cwd())
+    return message.replace(cwd + os.sep, "") if cwd != os.sep else message
 
 
 def resolve_with_fetch(inp: ResolveInput, index: IndexSource):
@@ -159,6 +168,8 @@ class Failure:
 def plan_jobs(paths: list[Path]) -> tuple[list[Job], list[Failure]]:
     from .discover import find_manifests, group_workspaces
 
+    from .discover import scan_errors
+
     jobs: list[Job] = []
     failures: list[Failure] = []
     for p in paths:
@@ -166,6 +177,7 @@ def plan_jobs(paths: list[Path]) -> tuple[list[Job], list[Failure]]:
         if p.is_dir() and not (p / "Cargo.toml").is_file() or p.is_dir() and _has_nested(p):
             groups, broken = group_workspaces(find_manifests(p))
             failures += [Failure((b.manifest,), b.error) for b in broken]
+            failures += [Failure((d,), f"{display_path(d)}: {why}") for d, why in scan_errors(p)]
             jobs += [Job(g.root, tuple(g.manifests), True) for g in groups]
         else:
             jobs.append(Job(p, (_manifest_file(p),), False))

@@ -73,7 +73,7 @@ def test_batch_fix_edits_shared_root_once_and_goes_on_after_errors(universe, tmp
     repo = monorepo(tmp_path / "repo")
     r = cli("--format", "json", "--strategy", "rustls", "--allow-dirty", str(repo), "--index-url", srv.index_url)
     assert r.returncode == 2, r.stderr                           # the broken manifest is an error...
-    entries = {e["manifest"].replace(str(repo) + "/", ""): e for e in json.loads(r.stdout)}
+    entries = {(ROOT / e["manifest"]).resolve().relative_to(repo.resolve()).as_posix(): e for e in json.loads(r.stdout)}
     assert entries["libs/broken/Cargo.toml"]["status"] == "error"
     assert "invalid TOML" in entries["libs/broken/Cargo.toml"]["error"]
     # ...and the rest was still done

@@ -69,8 +69,12 @@ def test_check_exits_1_and_json_reports_would_fix(tmp_path):
     assert doc["status"] == "would-fix" and len(doc["manifest_sha256"]) == 64
     [step] = doc["plan"]
     assert step["remedy"] == "vendored-feature" and step["source"] == "rule"
-    assert step["edits"] == [{"file": str(proj / "Cargo.toml"), "table": "dependencies", "dependency": "reqwest",
-                               "add_features": ["native-tls-vendored"], "remove_features": [], "default_features": None}]
+    # paths are relative to the working directory, as in every output
+    assert (ROOT / doc["manifest"]).resolve() == (proj / "Cargo.toml").resolve()
+    [edit] = step["edits"]
+    assert (ROOT / edit.pop("file")).resolve() == (proj / "Cargo.toml").resolve()
+    assert edit == {"table": "dependencies", "dependency": "reqwest",
+                    "add_features": ["native-tls-vendored"], "remove_features": [], "default_features": None}
 
 
 PKG = '[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n'
@@ -156,13 +160,13 @@ def test_plan_file_applies_without_a_registry_and_refuses_stale_plans(tmp_path):
     r = cli("--dry-run", "--format", "json", str(proj), "--index-url", SEED)
     plan = tmp_path / "plan.json"
     plan.write_text(r.stdout)
-    # no --index-url: applying a plan reads no registry at all
-    r = cli("--plan", str(plan), "--check", cwd=tmp_path)
+    # no --index-url: applying a plan reads no registry at all (its paths are relative to where it was made)
+    r = cli("--plan", str(plan), "--check")
     assert r.returncode == 1 and "+reqwest" in r.stdout
-    r = cli("--plan", str(plan), "--allow-dirty", cwd=tmp_path)
+    r = cli("--plan", str(plan), "--allow-dirty")
     assert r.returncode == 0, r.stderr
     assert "native-tls-vendored" in (proj / "Cargo.toml").read_text()
-    r = cli("--plan", str(plan), "--allow-dirty", cwd=tmp_path)
+    r = cli("--plan", str(plan), "--allow-dirty")
     assert r.returncode == 2 and "changed since the plan was made" in r.stderr
 
 

@@ -42,9 +42,24 @@ def _registry(url: str | None) -> str | None:
     return url
 
 
+def _strings(obj: dict, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+    for k in keys:
+        if not isinstance(obj[k], str):
+            raise TypeError(f"`{k}` is not a string")
+    for k in optional:
+        if obj.get(k) is not None and not isinstance(obj[k], str):
+            raise TypeError(f"`{k}` is not a string")
+
+
 def parse_index_line(obj: dict) -> Package:
+    if not isinstance(obj, dict):
+        raise TypeError("not a JSON object")
+    _strings(obj, ("name", "vers"), ("links", "rust_version"))
     deps = []
     for d in obj.get("deps", ()):
+        _strings(d, ("name", "req"), ("package", "target", "kind", "registry"))
+        if not isinstance(d.get("features", []), list) or not all(isinstance(f, str) for f in d.get("features", [])):
+            raise TypeError("a dependency's `features` is not a list of strings")
         kind = _KINDS.get(d.get("kind"), NORMAL)
         deps.append(Dep(
             name=d["name"], package=d.get("package") or d["name"], req=d["req"], kind=kind,
