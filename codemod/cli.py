@@ -531,9 +531,13 @@ def _text_for(r, args, color: bool, written: bool) -> str:
         for rem in plan.remedies:
             print(f"{r.manifest}: would fix: {rem.reason}", file=sys.stderr)
     else:
+        from .report import next_steps
+
         for rem in plan.remedies:
             out.append(f"{r.manifest}: fixed: {rem.reason}\n")
             out.extend(f"  note: {n}\n" for n in rem.notes)
+        if not args.quiet:
+            out.extend(line + "\n" for line in next_steps(r, written=True))
     return "".join(out)
 
 

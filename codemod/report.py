@@ -106,7 +106,34 @@ def explain_text(r: Result) -> str:
     if r.plan is not None and r.plan.status != "clean":
         out.append("")
         out.extend(plan_lines(r))
+    if r.plan is not None and r.plan.status == "fixable":
+        out.append("")
+        out.extend(next_steps(r, written=False))
     return "\n".join(out) + "\n"
+
+
+VENDORED_NEEDS = "the vendored build needs perl, make and a C compiler for {target}: {cc}"
+_CC = {"musl": "musl-gcc (Debian/Ubuntu: `apt install musl-tools`)", "gnu": "gcc"}
+
+
+def next_steps(r: Result, written: bool) -> list[str]:
+    """What the user does after the fix: the target, what a vendored build needs, the build."""
+    p = r.plan
+    targets = [r.analysis.target, *[a.target for a in r.analyses if a.target != r.analysis.target]]
+    out = ["Next steps:" if written else "After the fix:"]
+    if not written:
+        out.append("  cargo static-fix" + (f" {display_path(r.manifest)}" if display_path(r.manifest) != "Cargo.toml" else "")
+                   + "        # apply it")
+    for t in targets:
+        out.append(f"  rustup target add {t}")
+    if any(rem.kind != "rustls" for rem in p.remedies):
+        for t in targets:
+            env = "musl" if t.endswith("-musl") else "gnu" if t.endswith("-gnu") else None
+            out.append("  note: " + VENDORED_NEEDS.format(target=t, cc=_CC.get(env, "its C toolchain")))
+    for t in targets:
+        out.append(f"  cargo build --release --target {t}")
+    out.append("  note: Cargo.lock gains the new packages on the first build (or run `cargo update -w` now)")
+    return out
 
 
 def plan_lines(r: Result) -> list[str]:
@@ -129,7 +156,8 @@ def _culprit_lines(culprits: tuple[Culprit, ...]) -> list[str]:
         renamed = f" (crate {c.crate})" if c.crate != c.dependency else ""
         kind = "" if c.kind == "normal" else f" [{c.kind}-dependency]"
         out.append(f"  {c.package} → {c.dependency}{renamed}{kind}:")
-        out.extend(f"    {' → '.join(chain)}" for chain in c.chains)
+        # the shortest chain says it; the others are variations of it
+        out.append(f"    {' → '.join(c.chains[0])}" + (f"  (+{len(c.chains) - 1} more)" if len(c.chains) > 1 else ""))
         if not c.traced:
             out.append("    note: the build links it along this chain; the features that open it could not be traced")
     return out

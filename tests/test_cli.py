@@ -19,7 +19,8 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 def test_explain_names_reqwest_and_the_default_tls_chain(snapshot):
     r = run("--explain", "examples/hello", *REG)
     assert r.returncode == 0, r.stderr
-    assert "hello → reqwest [default] → reqwest [default-tls] → hyper-tls → native-tls → openssl → openssl-sys" in r.stdout
+    assert "hello → reqwest [default] → reqwest [default-tls] → native-tls → openssl-sys  (+7 more)" in r.stdout
+    assert "rustup target add x86_64-unknown-linux-musl" in r.stdout and "musl-tools" in r.stdout
     assert "NOT vendored" in r.stdout
     assert r.stdout == snapshot
 
