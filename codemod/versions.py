@@ -10,9 +10,11 @@ What cargo does, and so what this does:
 - The dependency with the fewest candidates is resolved next (cargo's ``RemainingDeps``: most
   constrained first, ties in the order the frames were pushed).
 - Candidates, best first: a ``[patch]`` whose version matches the requirement (then nothing else);
-  the version Cargo.lock records for this edge (or any locked version that matches, for an edge the
-  lock does not know); otherwise every matching non-yanked version, newest first — under resolver
-  3 those whose ``rust-version`` the workspace supports before those it does not.
+  the version Cargo.lock records for this edge (then nothing else); otherwise every matching
+  non-yanked version: locked versions first, then — under resolver 3 — those whose
+  ``rust-version`` the workspace supports, newest first within each group. A local package whose
+  registry dependency matches nothing in the lock (added since) makes cargo drop the lock's edges
+  and keep only the preference for locked versions.
 - A candidate is rejected when another version of the same semver-compatible line is already
   active, when another package with the same ``links`` value is active, or when it lacks a feature
   the dependency asks for. Nothing prefers an active version on another line: ``>=1.0`` takes the
@@ -208,6 +210,7 @@ class _Search:
         for pid, dep in inp.extra:
             self.extra[pid] = self.extra.get(pid, ()) + (dep,)
         self.rust_version = inp.rust_version if inp.resolver == "3" else None
+        self.poisoned = self._poisoned()
 
     # -- the lock -------------------------------------------------------------------------------
 
@@ -219,13 +222,30 @@ class _Search:
         return out
 
     def _locked_version(self, parent: Package, dep: Dep, req) -> str | None:
+        """The version the lock records for this edge."""
         edges = self.locked_deps.get((parent.name, parent.id.version, not parent.id.path), ())
         hits = [v for n, v, s in edges if n == dep.package and is_registry_source(s) and _matches(req, v)]
-        if not hits:
-            # an edge the lock does not record (a dependency added since): cargo locks it to a
-            # locked version of the crate that matches, if there is one
-            hits = [v for v in self.locked_by_name.get(dep.package, ()) if _matches(req, v)]
         return max(hits, key=parse_version) if hits else None
+
+    def _poisoned(self) -> bool:
+        """cargo's `register_previous_locks`: when a local package's registry dependency matches
+        nothing in the lock (one added or changed since), cargo stops locking registry packages
+        to the lock's edges; it still prefers the locked versions."""
+        if not self.lock:
+            return False
+        members = set(self.inp.members)
+        for pkg in self.inp.locals.values():
+            member = pkg.id in members
+            for d in self.deps_of(pkg):
+                if d.source != "registry" or (not member and (d.optional or d.kind == DEV)):
+                    continue
+                try:
+                    req = parse_req(d.req)
+                except SemverError:
+                    continue
+                if not any(_matches(req, v) for v in self.locked_by_name.get(d.package, ())):
+                    return True
+        return False
 
     # -- candidates -----------------------------------------------------------------------------
 
@@ -300,19 +320,24 @@ class _Search:
                 return _SKIP
             raise UnknownCrate(f"no crate named `{name}` in the index (required by {chain()})")
         by_version = {p.id.version: p for p in versions}
-        if self.lock:
+        if self.lock and not self.poisoned:
             locked = self._locked_version(parent, dep, req)
             if locked is not None and locked in by_version:
                 return [self._replaced(by_version[locked])]
-        if self.inp.locked:
+        preferred = set(self.locked_by_name.get(name, ()))
+        if self.inp.locked and not any(_matches(req, v) for v in preferred):
             raise ResolveError(f"--locked: Cargo.lock has no version of `{name}` matching `{dep.req}` "
                                f"(required by {chain()}); run without --locked to choose one as cargo would")
-        ok = [p for p in versions if not p.yanked and p.id.version not in patched_versions
-              and _matches(req, p.id.version)]
+        ok = [p for p in versions if (not p.yanked or p.id.version in preferred)
+              and p.id.version not in patched_versions and _matches(req, p.id.version)]
+        # cargo's VersionPreferences: locked versions first, then (resolver 3) versions whose
+        # rust-version the workspace supports, then newest first. Sorted stably, last key first.
         ok.sort(key=lambda p: parse_version(p.id.version), reverse=True)
         msrv = self.rust_version
         if msrv is not None:
-            ok.sort(key=lambda p: not supports(msrv, p.rust_version))      # stable: newest first within each group
+            ok.sort(key=lambda p: not supports(msrv, p.rust_version))
+        if preferred:
+            ok.sort(key=lambda p: p.id.version not in preferred)
         return [self._replaced(p) for p in ok]
 
     def _replaced(self, pkg: Package) -> Package:

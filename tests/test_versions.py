@@ -1,0 +1,181 @@
+"""Version choice against `cargo generate-lockfile` on a small registry of its own: backtracking,
+`links`, yanked versions, resolver 3's rust-version preference, two compatible lines of one crate,
+missing features, weak dependency features, and a Cargo.lock's edges."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from codemod.lockfile import parse_lock
+from codemod.registry import open_index
+from codemod.registry.index import index_path
+from codemod.run import Options, analyze_manifest
+from conftest import cargo_available
+from fixture_registry import C, D, Server, cargo_home, write_project, write_registry
+from test_cargo_differential import cargo
+
+MUSL = "x86_64-unknown-linux-musl"
+RUST_VERSIONS = {("msrv", "1.0.0"): "1.60", ("msrv", "1.1.0"): "1.99"}   # 1.99: newer than any installed rustc
+
+
+def crates() -> list[C]:
+    out: list[C] = []
+    # sqlx's shape: every sqlx 0.7.x pins its own sqlx-core exactly
+    for p in range(5):
+        out += [C("sqlx-core", f"0.7.{p}"), C("sqlx", f"0.7.{p}", [D("sqlx-core", f"=0.7.{p}")])]
+    # two libgit2-sys lines that both link `git2`
+    out += [C("libgit2-sys", "0.14.2+1.5.1", links="git2"), C("libgit2-sys", "0.15.2+1.6.4", links="git2"),
+            C("git2", "0.16.1", [D("libgit2-sys", "^0.14.2")]), C("git2", "0.17.2", [D("libgit2-sys", "^0.15.2")]),
+            C("oldgit", "1.0.0", [D("libgit2-sys", "^0.14")])]
+    out += [C("yk", "1.0.0"), C("yk", "1.1.0", yanked=True)]
+    # one crate, two semver-compatible lines
+    out += [C("tc", "1.5.0"), C("tc", "1.9.0"), C("tc", "2.3.0"),
+            C("pin15", "1.0.0", [D("tc", "=1.5.0")]), C("uses1", "1.0.0", [D("tc", "^1.2")]),
+            C("uses2", "1.0.0", [D("tc", "2")])]
+    out += [C("msrv", "1.0.0"), C("msrv", "1.1.0")]
+    # the newest version lacks a feature the dependency asks for
+    out += [C("feat", "1.0.0", features={"x": []}), C("feat", "1.1.0", features={"y": []})]
+    # a weak dependency feature: the version resolver follows the optional dependency anyway
+    out += [C("wkdep", "1.0.0", features={"g": []}),
+            C("wk", "1.0.0", [D("wkdep", "1", optional=True)], features={"f": ["wkdep?/g"]})]
+    return out
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    root = tmp_path_factory.mktemp("versions-registry")
+    index = write_registry(root, crates())
+    for (name, version), rv in RUST_VERSIONS.items():
+        f = index / index_path(name)
+        lines = [json.loads(x) for x in f.read_text().splitlines()]
+        for obj in lines:
+            if obj["vers"] == version:
+                obj["rust_version"] = rv
+        f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    srv = Server(root)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(scope="module")
+def home(registry, tmp_path_factory):
+    return cargo_home(tmp_path_factory.mktemp("cargo"), registry)
+
+
+def pkg(deps: str, edition: str = "2021", extra: str = "") -> str:
+    return f'[package]\nname = "app"\nversion = "0.1.0"\nedition = "{edition}"\n{extra}\n[dependencies]\n{deps}\n'
+
+
+def ours(proj: Path, registry: Server) -> set[tuple[str, str]]:
+    res = analyze_manifest(proj, Options(target=MUSL), open_index(registry.index_url)).analysis.resolution
+    return {(p.name, p.version) for p in res.packages if not p.path}
+
+
+def cargo_lock(proj: Path) -> set[tuple[str, str]]:
+    lock = parse_lock((proj / "Cargo.lock").read_text())
+    return {(n, v) for n, v, s in lock.packages if s}
+
+
+@dataclass
+class Case:
+    id: str
+    deps: str
+    expect: set[tuple[str, str]]
+    edition: str = "2021"
+    extra: str = ""
+
+
+CASES = [
+    Case("backtrack-sqlx-core-pinned", 'sqlx = "0.7"\nsqlx-core = "=0.7.1"\n',
+         {("sqlx", "0.7.1"), ("sqlx-core", "0.7.1")}),
+    Case("newest-without-conflict", 'sqlx = "0.7"\n', {("sqlx", "0.7.4"), ("sqlx-core", "0.7.4")}),
+    Case("links-conflict-backtracks", 'git2 = ">=0.16"\noldgit = "1"\n',
+         {("git2", "0.16.1"), ("libgit2-sys", "0.14.2+1.5.1"), ("oldgit", "1.0.0")}),
+    Case("yanked-skipped", 'yk = "1"\n', {("yk", "1.0.0")}),
+    Case("two-compatible-lines", 'pin15 = "1"\nuses1 = "1"\ntc = ">=1.0"\n',
+         {("pin15", "1.0.0"), ("uses1", "1.0.0"), ("tc", "1.5.0"), ("tc", "2.3.0")}),
+    Case("one-version-per-line", 'pin15 = "1"\ntc = "1"\n', {("pin15", "1.0.0"), ("tc", "1.5.0")}),
+    Case("resolver3-falls-back-to-rustc", 'msrv = "1"\n', {("msrv", "1.0.0")}, edition="2024"),
+    Case("resolver3-rust-version", 'msrv = "1"\n', {("msrv", "1.0.0")}, extra='rust-version = "1.70"\nresolver = "3"\n'),
+    Case("resolver2-ignores-rust-version", 'msrv = "1"\n', {("msrv", "1.1.0")}, extra='rust-version = "1.70"\n'),
+    Case("missing-feature-rejects-newest", 'feat = { version = "1", features = ["x"] }\n', {("feat", "1.0.0")}),
+    Case("weak-feature-counts-for-versions", 'wk = { version = "1", features = ["f"] }\n',
+         {("wk", "1.0.0"), ("wkdep", "1.0.0")}),
+]
+
+needs_cargo = pytest.mark.skipif(not cargo_available(), reason="cargo is not installed: these tests compare with it")
+
+
+@needs_cargo
+@pytest.mark.cargo
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_versions_as_a_fresh_lock(case: Case, registry, home, tmp_path):
+    write_project(tmp_path, {"Cargo.toml": pkg(case.deps, case.edition, case.extra)})
+    r = cargo(["generate-lockfile"], tmp_path, home)
+    assert r.returncode == 0, r.stderr
+    cargo_versions = cargo_lock(tmp_path)
+    (tmp_path / "Cargo.lock").unlink()            # ours chooses without a lock
+    assert ours(tmp_path, registry) == cargo_versions
+    assert cargo_versions == case.expect
+
+
+def direct(res) -> set[tuple[str, str]]:
+    root = res.input.members[0]
+    return {(res.edges[(root, i)].name, res.edges[(root, i)].version) for i, _ in enumerate(res.packages[root].deps)}
+
+
+@needs_cargo
+@pytest.mark.cargo
+def test_lock_edges_reproduce_the_locked_graph(registry, home, tmp_path):
+    """Two versions of tc in the lock; the root's edge goes to the older one although its
+    requirement now admits both: only the lock's edges say which."""
+    write_project(tmp_path, {"Cargo.toml": pkg('tc = ">=1.0, <2"\nuses2 = "1"\n')})
+    assert cargo(["generate-lockfile"], tmp_path, home).returncode == 0
+    (tmp_path / "Cargo.toml").write_text(pkg('tc = ">=1.0"\nuses2 = "1"\n'))
+    r = cargo(["tree", "-e", "normal", "--prefix", "depth", "--locked"], tmp_path, home)
+    assert r.returncode == 0, r.stderr
+    assert "1tc v1.9.0" in r.stdout.splitlines()
+    res = analyze_manifest(tmp_path, Options(target=MUSL, locked=True), open_index(registry.index_url)).analysis.resolution
+    assert direct(res) == {("tc", "1.9.0"), ("uses2", "1.0.0")}
+    assert {(p.name, p.version) for p in res.packages if not p.path} == cargo_lock(tmp_path) == {
+        ("tc", "1.9.0"), ("tc", "2.3.0"), ("uses2", "1.0.0")}
+
+
+@needs_cargo
+@pytest.mark.cargo
+def test_a_new_dependency_unlocks_the_edges_but_keeps_locked_versions_preferred(registry, home, tmp_path):
+    write_project(tmp_path, {"Cargo.toml": pkg('tc = ">=1.0, <2"\nuses2 = "1"\nsqlx = "=0.7.2"\n')})
+    assert cargo(["generate-lockfile"], tmp_path, home).returncode == 0
+    (tmp_path / "Cargo.toml").write_text(pkg('tc = ">=1.0"\nuses2 = "1"\nsqlx = "0.7"\nyk = "1"\n'))
+    res = analyze_manifest(tmp_path, Options(target=MUSL), open_index(registry.index_url)).analysis.resolution
+    r = cargo(["tree", "-e", "normal", "--prefix", "depth"], tmp_path, home)      # updates the lock as cargo build would
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "1tc v2.3.0" in lines and "1sqlx v0.7.2" in lines
+    assert direct(res) == {("tc", "2.3.0"), ("uses2", "1.0.0"), ("sqlx", "0.7.2"), ("yk", "1.0.0")}
+    assert {(p.name, p.version) for p in res.packages if not p.path} == cargo_lock(tmp_path)
+
+
+def test_lock_formats_and_edges(tmp_path):
+    """`dependencies` entries: "name", "name version", "name version (source)"."""
+    src = "registry+https://github.com/rust-lang/crates.io-index"
+    lock = parse_lock(
+        'version = 3\n\n'
+        f'[[package]]\nname = "a"\nversion = "1.0.0"\nsource = "{src}"\ndependencies = ["tc 1.5.0", "tc 2.3.0 ({src})", "b"]\n\n'
+        f'[[package]]\nname = "b"\nversion = "0.1.0"\n\n'
+        f'[[package]]\nname = "tc"\nversion = "1.5.0"\nsource = "{src}"\n\n'
+        f'[[package]]\nname = "tc"\nversion = "2.3.0"\nsource = "{src}"\n')
+    assert lock.deps[("a", "1.0.0", src)] == (("tc", "1.5.0", src), ("tc", "2.3.0", src), ("b", "0.1.0", ""))
+    assert lock.versions == {"a": ["1.0.0"], "tc": ["1.5.0", "2.3.0"]}
+
+
+def test_no_solution_names_the_conflict(registry, tmp_path):
+    from codemod.errors import ResolveError
+
+    write_project(tmp_path, {"Cargo.toml": pkg('sqlx = "=0.7.4"\nsqlx-core = "=0.7.1"\n')})
+    with pytest.raises(ResolveError, match=r"failed to select a version for `sqlx-core`"):
+        ours(tmp_path, registry)
