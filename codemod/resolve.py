@@ -2,9 +2,9 @@
 
 Pure: data in, data out. Three passes, mirroring cargo:
 
-1. versions — cargo's dependency resolver: every member, all features, dev-dependencies, all
-   platforms; the locked version where Cargo.lock has one, else the newest matching non-yanked
-   version, one version per semver-compatible line.
+1. versions — cargo's dependency resolver (``codemod/versions.py``): every member, all features,
+   dev-dependencies, all platforms; Cargo.lock's edges where it has them, else the newest
+   matching version, one per semver-compatible line, with cargo's backtracking.
 2. features — cargo's ``FeatureResolver`` (``core/resolver/features.rs``), with ``FeatureOpts``'
    three switches set by the resolver version.
 3. units — what ``cargo build --target T`` compiles: platform-active edges, optional
