@@ -30,6 +30,12 @@ class Lock:
     def __bool__(self) -> bool:
         return bool(self.packages)
 
+    @classmethod
+    def from_versions(cls, versions: dict[str, list[str]]) -> Lock:
+        """A lock that names registry versions but records no edges."""
+        source = "registry+https://github.com/rust-lang/crates.io-index"
+        return cls(tuple((n, v, source) for n, vs in versions.items() for v in vs))
+
 
 def is_registry_source(source: str) -> bool:
     return source.startswith(("registry+", "sparse+"))

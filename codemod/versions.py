@@ -194,13 +194,14 @@ class _Search:
         self.index = index
         self.target = target
         self.host = host
-        self.lock: Lock = inp.lock if isinstance(inp.lock, Lock) else Lock()
+        # (a plain name -> versions mapping still works: versions without edges)
+        self.lock: Lock = inp.lock if isinstance(inp.lock, Lock) else Lock.from_versions(inp.lock or {})
         self.locked_deps = self._locked_edges()
         self.locked_by_name: dict[str, list[str]] = self.lock.versions
         self.patches: dict[tuple[str | None, str], list[Patch]] = {}
-        for p in getattr(inp, "patches", ()):
+        for p in inp.patches:
             self.patches.setdefault((p.target, p.name), []).append(p)
-        self.replaces = {(r.name, r.version): r for r in getattr(inp, "replaces", ())}
+        self.replaces = {(r.name, r.version): r for r in inp.replaces}
         self.patch_ids: dict[Patch, PkgId] = {}
         self.candidates: dict[tuple[PkgId, int], object] = {}
         self.versions: dict[tuple[str | None, str], list[Package] | None] = {}
@@ -303,7 +304,8 @@ class _Search:
             raise ResolveError(f"{e} (dependency `{dep.name}` of {chain()})") from None
         name = dep.package
         patched_versions = set()
-        for patch in self.patches.get((dep.registry, name), ()):
+        patch_key = (None if dep.registry in (None, "crates-io") else dep.registry, name)
+        for patch in self.patches.get(patch_key, ()):
             pkg = self._patch_package(patch)
             if pkg is None:
                 return None

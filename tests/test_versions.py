@@ -179,3 +179,65 @@ def test_no_solution_names_the_conflict(registry, tmp_path):
     write_project(tmp_path, {"Cargo.toml": pkg('sqlx = "=0.7.4"\nsqlx-core = "=0.7.1"\n')})
     with pytest.raises(ResolveError, match=r"failed to select a version for `sqlx-core`"):
         ours(tmp_path, registry)
+
+
+# -- the search itself, on an in-memory index ----------------------------------------------------
+
+class LazyIndex:
+    """Index data in memory; a crate is loaded only once asked for, as over HTTP."""
+
+    def __init__(self, crates: list[C]):
+        from codemod.registry.index import parse_index_line
+
+        self.all: dict[str, list] = {}
+        for c in crates:
+            self.all.setdefault(c.name, []).append(parse_index_line(c.line("0" * 64)))
+        self.data: dict[str, list | None] = {}
+        self.round_trips = 0
+
+    def loaded(self, name, registry=None):
+        return name in self.data
+
+    def get(self, name, registry=None):
+        return self.data[name]
+
+    def fetch_many(self, names):
+        self.round_trips += 1
+        for _, name in names:
+            self.data[name] = self.all.get(name)
+
+
+def resolve_in_memory(deps: str, crates: list[C], tmp_path: Path):
+    from codemod.run import resolve_with_fetch
+    from codemod.resolve import ResolveInput
+    from codemod.workspace import load_workspace
+
+    write_project(tmp_path, {"Cargo.toml": pkg(deps)})
+    ws = load_workspace(tmp_path)
+    inp = ResolveInput(locals={str(d): p for d, p in ws.packages.items()}, members=tuple(ws.member_ids()),
+                       selected=tuple(ws.selected_ids()), resolver=ws.resolver)
+    index = LazyIndex(crates)
+    return resolve_with_fetch(inp, index), index
+
+
+def test_backjumping_skips_unrelated_decisions(tmp_path):
+    """The `links` conflict shows up only after ten unrelated dependencies were chosen, each with
+    twenty candidates: the search jumps straight back to the decision that caused it (x), where
+    chronological backtracking would try 20^10 combinations first."""
+    crates = [C("sys", "0.1.0", links="s"), C("sys", "0.2.0", links="s"),
+              C("x", "1.0.0", [D("sys", "0.1")]), C("x", "2.0.0", [D("sys", "0.2")])]
+    crates += [C(f"m{i}", f"1.{v}.0") for i in range(10) for v in range(20)]
+    crates += [C("y", f"1.{v}.0", [D("sys", "0.1")]) for v in range(25)]
+    deps = 'x = ">=1"\n' + "".join(f'm{i} = "1"\n' for i in range(10)) + 'y = "1"\n'
+    res, _ = resolve_in_memory(deps, crates, tmp_path)
+    got = {(p.name, p.version) for p in res.packages if not p.path}
+    assert ("x", "1.0.0") in got and ("sys", "0.1.0") in got and ("y", "1.24.0") in got
+    assert {v for n, v in got if n.startswith("m")} == {"1.19.0"}
+
+
+def test_one_round_trip_per_level(tmp_path):
+    crates = [C("a", "1.0.0", [D("b", "1")]), C("b", "1.0.0", [D("c", "1")]), C("c", "1.0.0"),
+              C("d", "1.0.0", [D("c", "1")])]
+    res, index = resolve_in_memory('a = "1"\nd = "1"\n', crates, tmp_path)
+    assert {p.name for p in res.packages if not p.path} == {"a", "b", "c", "d"}
+    assert index.round_trips == 2            # {a, d}, then {b, c}: c is already there when b asks for it
