@@ -347,7 +347,12 @@ class _Search:
         if r is None:
             return pkg
         local = self.inp.locals.get(r.path)
-        return local if local is not None else pkg
+        if local is None:
+            return pkg
+        if local.name != pkg.name or local.id.version != pkg.id.version:
+            raise ResolveError(f"[replace] `{r.name}:{r.version}`: the package at {r.path} is {local.name} "
+                               f"{local.id.version}; a replacement must have the name and version it replaces")
+        return local
 
     # -- one run --------------------------------------------------------------------------------
 

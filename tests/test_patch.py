@@ -148,3 +148,16 @@ def test_git_patch_is_reported_unanalysable(universe, tmp_path):
         ("native-tls", "[patch.crates-io] `native-tls` is a git patch (https://example.invalid/native-tls.git): "
                        "not in any index, so the registry's `native-tls` is analysed in its place")]
     assert {(c.package, c.crate) for c in result.analysis.culprits} == {("app", "reqwest")}
+
+
+def test_replace_must_match_the_version(universe, tmp_path):
+    from codemod.errors import ResolveError
+
+    srv, _ = universe
+    write_project(tmp_path, {
+        "Cargo.toml": APP + '\n[replace]\n"native-tls:0.2.11" = { path = "stubs/native-tls" }\n',
+        "stubs/native-tls/Cargo.toml": stub("0.2.10"),
+        ".cargo/config.toml": config(srv),
+    })
+    with pytest.raises(ResolveError, match=r"the package at .* is native-tls 0.2.10; a replacement must have the name and version"):
+        analyze_manifest(tmp_path, Options(target=MUSL), open_registry(tmp_path))
