@@ -139,6 +139,9 @@ def _run_remembered(args, argv: list[str]) -> int:
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
     from .discover import find_manifests
 
+    from .run import installed_rust_version
+
+    rustc = None
     try:
         files: list[Path] = []
         for p in paths:
@@ -150,13 +153,15 @@ def _run_remembered(args, argv: list[str]) -> int:
                     continue
             ws = load_workspace(p, workspace=args.workspace, packages=tuple(args.package))
             files += [m.path for m in ws.manifests.values()] + [ws.root.path, ws.lock_path]
+            if ws.resolver == "3" and not ws.rust_version:
+                rustc = installed_rust_version()      # resolver 3 then prefers what this rustc supports
         files += config_files((paths[0] if paths[0].suffix != ".toml" else paths[0].parent).resolve())
         files += sorted(RULES_DIR.glob("*.toml"))
     except CodemodError:
         return _run(args)                 # let the real run report the problem
     cache_dir = args.cache_dir or default_cache_dir()
     memo = Memo(cache_dir, HttpCache(cache_dir))
-    extra = json.dumps([sys.stdout.isatty(), os.environ.get("NO_COLOR"), os.environ.get("CARGO_HOME")])
+    extra = json.dumps([sys.stdout.isatty(), os.environ.get("NO_COLOR"), os.environ.get("CARGO_HOME"), rustc])
     key = memo.key(argv, files, extra)
     hit = memo.lookup(key)
     if hit is not None:
