@@ -28,10 +28,10 @@ class MemoryIndex:
     def __init__(self, crates: dict[str, list[Package]]):
         self.crates = crates
 
-    def loaded(self, name: str) -> bool:
+    def loaded(self, name: str, registry: str | None = None) -> bool:
         return True
 
-    def get(self, name: str):
+    def get(self, name: str, registry: str | None = None):
         return self.crates.get(name)
 
 

@@ -245,6 +245,9 @@ def _run_remembered(args, argv: list[str]) -> int:
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
     from .discover import find_manifests
 
+    from .run import installed_rust_version
+
+    rustc = None
     try:
         files: list[Path] = []
         for p in paths:
@@ -256,6 +259,8 @@ def _run_remembered(args, argv: list[str]) -> int:
                     continue
             ws = load_workspace(p, workspace=args.workspace, packages=tuple(args.package))
             files += [m.path for m in ws.manifests.values()] + [ws.root.path, ws.lock_path]
+            if ws.resolver == "3" and not ws.rust_version:
+                rustc = installed_rust_version()      # resolver 3 then prefers what this rustc supports
         files += config_files((paths[0] if paths[0].suffix != ".toml" else paths[0].parent).resolve())
         files += sorted(RULES_DIR.glob("*.toml"))
     except CodemodError:
@@ -265,7 +270,7 @@ def _run_remembered(args, argv: list[str]) -> int:
     from .targets import is_rustflags_variable
 
     flag_env = sorted((k, v) for k, v in os.environ.items() if is_rustflags_variable(k))
-    extra = json.dumps([sys.stdout.isatty(), os.environ.get("NO_COLOR"), os.environ.get("CARGO_HOME"), flag_env])
+    extra = json.dumps([sys.stdout.isatty(), os.environ.get("NO_COLOR"), os.environ.get("CARGO_HOME"), flag_env, rustc])
     key = memo.key(argv, files, extra)
     hit = memo.lookup(key)
     if hit is not None:

@@ -2,9 +2,9 @@
 
 Pure: data in, data out. Three passes, mirroring cargo:
 
-1. versions — cargo's dependency resolver: every member, all features, dev-dependencies, all
-   platforms; the locked version where Cargo.lock has one, else the newest matching non-yanked
-   version, one version per semver-compatible line.
+1. versions — cargo's dependency resolver (``codemod/versions.py``): every member, all features,
+   dev-dependencies, all platforms; Cargo.lock's edges where it has them, else the newest
+   matching version, one per semver-compatible line, with cargo's backtracking.
 2. features — cargo's ``FeatureResolver`` (``core/resolver/features.rs``), with ``FeatureOpts``'
    three switches set by the resolver version.
 3. units — what ``cargo build --target T`` compiles: platform-active edges, optional
@@ -20,26 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import ResolveError
+from .lockfile import Lock
 from .model import BUILD, DEV, Dep, Package, PkgId, parse_feature_value
-from .semver import SemverError, parse_req, parse_version
 from .targets import DEFAULT_TARGET, HOST_TARGET, RustFlags, Target, load_target, probe_target
+from .versions import NeedCrates, Patch, Replace, UnknownCrate, VersionGraph, resolve_versions
+
+__all__ = ["NeedCrates", "UnknownCrate", "FeatureOpts", "ResolveInput", "Resolution", "resolve"]
 
 NORMAL_FK, HOST_FK = "normal", "host"
 TARGET_SIDE, HOST_SIDE = "target", "host"
-
-
-class NeedCrates(Exception):
-    """The index data the resolver lacks: (registry or None, crate name) -> the features the
-    dependency entries ask of it ("default" when they keep default features), a hint for
-    fetching what those features will need next."""
-
-    def __init__(self, names: dict[tuple[str | None, str], set[str]]):
-        super().__init__(", ".join(sorted(n for _, n in names)))
-        self.names = names
-
-
-class UnknownCrate(ResolveError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -68,7 +57,7 @@ class ResolveInput:
     members: tuple[PkgId, ...]
     selected: tuple[PkgId, ...]
     resolver: str = "2"
-    lock: dict[str, list[str]] = field(default_factory=dict)
+    lock: Lock = field(default_factory=Lock)     # Cargo.lock: locked packages and their edges
     target: str = DEFAULT_TARGET
     host: str = HOST_TARGET
     features: tuple[str, ...] = ()      # --features
@@ -81,6 +70,8 @@ class ResolveInput:
     current: PkgId | None = None        # the package of the given manifest (cargo's "current" package)
     virtual: bool = False               # the workspace root has no [package]
     rustflags: RustFlags = RustFlags()  # where cargo takes the target's rustflags from (not the host's)
+    patches: tuple[Patch, ...] = ()     # the root manifest's [patch.*] entries
+    replaces: tuple[Replace, ...] = ()  # the root manifest's [replace] entries
 
 
 @dataclass
@@ -110,92 +101,7 @@ class Resolution:
 
 
 # ---------------------------------------------------------------------------------------------
-# pass 1: versions
-
-
-class _Restart(Exception):
-    pass
-
-
-class _Versions:
-    def __init__(self, inp: ResolveInput, index):
-        self.inp = inp
-        self.index = index
-        self.pins: dict[str, dict[tuple, str]] = {}        # name -> compatible line -> version
-        self.line_reqs: dict[tuple[str, tuple], set[str]] = {}
-        self.by_name: dict[tuple, dict[str, Package] | None] = {}
-        self.missing: dict[tuple[str | None, str], set[str]] = {}
-        self.locked: dict[str, list[str]] = inp.lock
-
-    def _versions(self, name: str, registry: str | None) -> dict[str, Package] | None:
-        key = (registry, name)
-        if key not in self.by_name:
-            pkgs = self.index.get(name, registry)
-            self.by_name[key] = None if pkgs is None else {p.id.version: p for p in pkgs}
-        return self.by_name[key]
-
-    def choose(self, dep: Dep, chain) -> Package | None:
-        """The package this dependency resolves to; None while its index file is not loaded."""
-        if dep.source == "path":
-            return self.inp.locals[dep.path]
-        name = dep.package
-        if not self.index.loaded(name, dep.registry):
-            wants = self.missing.setdefault((dep.registry, name), set())
-            wants.update(dep.features)
-            if dep.default_features:
-                wants.add("default")
-            return None
-        versions = self._versions(name, dep.registry)
-        if versions is None:
-            raise UnknownCrate(f"no crate named `{name}` in the index (required by {chain()})")
-        try:
-            req = parse_req(dep.req)
-        except SemverError as e:
-            raise ResolveError(f"{e} (dependency `{dep.name}` of {chain()})") from None
-        pins = self.pins.setdefault(name, {})
-        pinned = [v for v in pins.values() if req.matches(parse_version(v))]
-        if pinned:
-            return versions[max(pinned, key=parse_version)]
-        locked = [v for v in self.locked.get(name, ()) if v in versions and req.matches(parse_version(v))]
-        if locked:
-            best = max(locked, key=parse_version)
-        elif self.inp.locked:
-            raise ResolveError(f"--locked: Cargo.lock has no version of `{name}` matching `{dep.req}` "
-                               f"(required by {chain()}); run without --locked to choose one as cargo would")
-        else:
-            ok = [v for v, p in versions.items() if not p.yanked and req.matches(parse_version(v))]
-            if not ok:
-                raise ResolveError(
-                    f"no version of `{name}` matches `{dep.req}` (required by {chain()})"
-                )
-            if self.inp.resolver == "3" and self.inp.rust_version:
-                # resolver 3 prefers versions whose rust-version the workspace supports, else falls back
-                fits = [v for v in ok if _supports(self.inp.rust_version, versions[v].rust_version)]
-                ok = fits or ok
-            best = max(ok, key=parse_version)
-        line = parse_version(best).compat_line
-        self.line_reqs.setdefault((name, line), set()).add(dep.req)
-        if line in pins:
-            # cargo keeps one version per compatible line: pick the newest that fits every
-            # requirement seen on the line and start the pass again.
-            reqs = [parse_req(r) for r in self.line_reqs[(name, line)]]
-            fits = [v for v, p in versions.items() if not p.yanked and all(r.matches(parse_version(v)) for r in reqs)]
-            if not fits:
-                raise ResolveError(f"conflicting requirements for `{name}`: {', '.join(sorted(self.line_reqs[(name, line)]))}")
-            pins[line] = max(fits, key=parse_version)
-            raise _Restart()
-        pins[line] = best
-        return versions[best]
-
-
-def _supports(msrv: str, needed: str | None) -> bool:
-    if not needed:
-        return True
-    as_tuple = lambda v: tuple(int(x) for x in (v.split(".") + ["0", "0"])[:3])  # noqa: E731
-    try:
-        return as_tuple(needed) <= as_tuple(msrv)
-    except ValueError:
-        return True
+# pass 1: versions — codemod/versions.py
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,45 +298,21 @@ def resolve(inp: ResolveInput, index) -> Resolution:
     RESOLUTIONS[0] += 1
     target, host = probe_target(inp.target, inp.rustflags), load_target(inp.host)
     members = {p.id: p for p in inp.locals.values() if p.id in set(inp.members)}
-    versions = _Versions(inp, index)
-    for name, vs in inp.lock.items():
-        for v in vs:
-            try:
-                versions.pins.setdefault(name, {}).setdefault(parse_version(v).compat_line, v)
-            except SemverError:
-                continue
-    for _ in range(50):
-        try:
-            return _resolve_once(inp, index, versions, members, target, host)
-        except _Restart:
-            versions.missing.clear()
-            continue
-    raise ResolveError("version resolution did not settle")
+    # pass 1: the dependency resolver's view (cargo generate-lockfile: all features, dev deps)
+    versions = resolve_versions(inp, index, target, host, _chain)
+    return _resolve_once(inp, index, versions, members, target, host)
 
 
-def _resolve_once(inp, index, versions: _Versions, members, target: Target, host: Target) -> Resolution:
+def _resolve_once(inp, index, versions: VersionGraph, members, target: Target, host: Target) -> Resolution:
     packages: dict[PkgId, Package] = {p.id: p for p in inp.locals.values()}
-    edges: dict[tuple[PkgId, int], PkgId] = {}
-    parents: dict = {}
-    skipped: dict[str, None] = {}
+    packages.update(versions.packages)
+    edges: dict[tuple[PkgId, int], PkgId] = dict(versions.edges)
+    parents: dict = dict(versions.parents)
+    skipped: dict[str, None] = dict.fromkeys(versions.skipped)
 
     def choose_all_platforms(pkg: Package, i: int, dep: Dep):
-        try:
-            return versions.choose(dep, lambda: _chain(parents, pkg.id, dep.name))
-        except UnknownCrate:
-            # A crate absent from the index only matters when some platform we build for uses it.
-            if dep.target is not None and not target.matches(dep.target) and not host.matches(dep.target):
-                skipped.setdefault(f"{pkg.id.name} → {dep.name} ({dep.target})")
-                return None
-            raise
-
-    # pass 1: the dependency resolver's view (cargo generate-lockfile: all features, dev deps)
-    lock_opts = FeatureOpts.for_resolver("1", True)
-    fr = _FeatureResolver(lock_opts, inp, set(members), choose_all_platforms, packages, edges, None, None, parents)
-    for pid in inp.members:
-        fr.activate_pkg(pid, NORMAL_FK, [("feat", f) for f in packages[pid].features])
-    if versions.missing:
-        raise NeedCrates(dict(versions.missing))
+        # Every edge the feature pass follows was chosen by pass 1; this only answers for one it did not see.
+        return versions.choose(dep, inp.locals)
 
     # pass 2: features for this build
     opts = FeatureOpts.for_resolver(inp.resolver, inp.dev)

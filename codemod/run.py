@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +77,18 @@ def resolve_with_fetch(inp: ResolveInput, index: IndexSource):
     raise ResolveError("the dependency graph did not close")
 
 
+@functools.cache
+def installed_rust_version() -> str | None:
+    """The installed rustc's version: resolver 3 prefers versions it supports when the workspace
+    declares no rust-version (cargo's `incompatible-rust-versions = "fallback"`)."""
+    try:
+        out = subprocess.run(["rustc", "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.match(r"rustc (\d+\.\d+\.\d+)", out)
+    return m.group(1) if m else None
+
+
 def build_input(ws: Workspace, opts: Options) -> ResolveInput:
     if opts.locked and not ws.lock_path.is_file():
         raise ResolveError(f"{ws.lock_path}: --locked needs a Cargo.lock, and there is none")
@@ -83,12 +98,14 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
         selected=tuple(ws.selected_ids()),
         resolver=ws.resolver,
         lock=load_lock(ws.lock_path),
+        patches=tuple(ws.patches),
+        replaces=tuple(ws.replaces),
         target=opts.target,
         features=opts.features,
         all_features=opts.all_features,
         no_default_features=opts.no_default_features,
         dev=opts.dev,
-        rust_version=ws.rust_version,
+        rust_version=ws.rust_version or (installed_rust_version() if ws.resolver == "3" else None),
         locked=opts.locked,
         current=ws.packages[ws.current].id if ws.current in ws.packages else None,
         virtual=ws.root.package is None,

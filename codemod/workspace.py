@@ -8,8 +8,11 @@ from functools import partial
 from pathlib import Path
 
 from .errors import ManifestError
-from .manifest import Manifest, Unanalysable, inherit, load_manifest, manifest_deps
-from .model import Package, PkgId, build_feature_map
+from .manifest import Manifest, Unanalysable, inherit, load_manifest, manifest_deps, parse_dep
+from .model import NORMAL, Package, PkgId, build_feature_map
+from .versions import Patch, Replace
+
+CRATES_IO_URLS = ("https://github.com/rust-lang/crates.io-index", "sparse+https://index.crates.io/")
 
 
 @dataclass
@@ -22,6 +25,8 @@ class Workspace:
     packages: dict[Path, Package] = field(default_factory=dict)
     unanalysable: list[Unanalysable] = field(default_factory=list)
     current: Path | None = None                 # the package of the given manifest (cargo's "current" package)
+    patches: list[Patch] = field(default_factory=list)          # the root's [patch.*] entries
+    replaces: list[Replace] = field(default_factory=list)       # the root's [replace] entries
 
     def package(self, d: Path) -> Package:
         return self.packages[d]
@@ -117,6 +122,7 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
     ws = Workspace(root, manifests, members, [], _resolver_version(root))
 
     queue = list(members)
+    queue += _patches(ws, root, load)
     seen = set()
     while queue:
         d = queue.pop(0)
@@ -192,3 +198,57 @@ def _check_features(m: Manifest, fmap, names: set[str]) -> None:
                 raise ManifestError(f"{m.path}: feature `{feature}` includes `{fv[1]}`, which is neither a feature nor a dependency")
             if fv[0] in ("dep", "depfeat") and fv[1] not in names:
                 raise ManifestError(f"{m.path}: feature `{feature}` refers to `{fv[1]}`, which is not a dependency")
+
+
+def _patches(ws: Workspace, root: Manifest, load) -> list[Path]:
+    """Read the root's `[patch.<registry>]` and `[replace]` tables as cargo does (only the root's
+    count); returns the directories of path patches and replacements, local packages whose own
+    dependencies are analysed like a path dependency's."""
+    dirs: list[Path] = []
+
+    def local(dep, what: str) -> Manifest:
+        try:
+            m = load(Path(dep.path))
+        except ManifestError as e:
+            raise ManifestError(f"{e} ({what} in {root.path})") from None
+        ws.manifests[m.dir] = m
+        dirs.append(m.dir)
+        return m
+
+    for source, entries in (root.data.get("patch") or {}).items():
+        if not isinstance(entries, dict):
+            continue
+        target = None if source in ("crates-io", *CRATES_IO_URLS) or source.rstrip("/") in CRATES_IO_URLS else source
+        for key, spec in entries.items():
+            what = f"[patch.{source}] `{key}`"
+            dep = parse_dep(key, spec, NORMAL, None, ("patch", source), root.dir, str(root.path))
+            if dep.source == "git":
+                ws.unanalysable.append(Unanalysable(
+                    root.name, dep.package,
+                    f"{what} is a git patch ({dep.git}): not in any index, so the registry's `{dep.package}` "
+                    "is analysed in its place"))
+            elif dep.source == "path":
+                m = local(dep, what)
+                ws.patches.append(Patch(target, m.name, path=str(m.dir)))
+            else:
+                if dep.registry == target or (dep.registry in (None, "crates-io") and target is None):
+                    raise ManifestError(f"{root.path}: {what} points to the same source it patches; "
+                                        "a patch must come from a path, a git repository or another registry")
+                ws.patches.append(Patch(target, dep.package, registry=dep.registry, req=dep.req))
+    for spec_key, spec in (root.data.get("replace") or {}).items():
+        what = f"[replace] `{spec_key}`"
+        name, _, version = spec_key.split("#")[-1].replace("@", ":").partition(":")
+        if not version:
+            raise ManifestError(f"{root.path}: {what} must name a version (`{name}:1.2.3`)")
+        dep = parse_dep(name, spec, NORMAL, None, ("replace",), root.dir, str(root.path))
+        if dep.source == "git":
+            ws.unanalysable.append(Unanalysable(
+                root.name, name,
+                f"{what} is a git replacement ({dep.git}): not in any index, so the registry's `{name} {version}` "
+                "is analysed in its place"))
+        elif dep.source == "path":
+            m = local(dep, what)
+            ws.replaces.append(Replace(name, version, str(m.dir)))
+        else:
+            raise ManifestError(f"{root.path}: {what} must be a path or git replacement")
+    return dirs
