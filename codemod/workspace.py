@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -58,24 +59,52 @@ def _find_root(m: Manifest, load) -> Manifest:
                 root = load(candidate)
             except ManifestError:
                 continue
-            if root.workspace is not None and m.dir in _member_dirs(root):
+            if root.workspace is not None and m.dir in _member_dirs(root, strict=False):
                 return root
     return m
 
 
-def _member_dirs(root: Manifest) -> list[Path]:
+def _normal(path: Path) -> Path:
+    """cargo compares lexically normalized paths (`a/../b` is `b`), without resolving symlinks."""
+    return Path(os.path.normpath(path))
+
+
+def is_excluded(root: Manifest, d: Path) -> bool:
+    """cargo's `WorkspaceRootConfig::is_excluded`: `exclude` entries are path prefixes (excluding
+    `crates/foo` excludes `crates/foo/bar`), unless a `members` entry is itself a prefix of the
+    package's path (an explicit member wins over an exclusion; a glob pattern is compared as
+    written, so `crates/*` never counts as explicit)."""
     ws = root.workspace or {}
-    excluded = {(root.dir / e).resolve() for e in ws.get("exclude", [])}
+    manifest = d / "Cargo.toml"
+    if not any(manifest.is_relative_to(_normal(root.dir / e)) for e in ws.get("exclude", [])):
+        return False
+    return not any(manifest.is_relative_to(_normal(root.dir / m)) for m in ws.get("members", []))
+
+
+def _member_dirs(root: Manifest, strict: bool = True) -> list[Path]:
+    """The workspace's members as cargo expands `members`: each entry a path or a glob; a glob
+    that matches nothing stands for itself; matches that are not directories are ignored (macOS
+    litters `.DS_Store`); an excluded match is skipped before it is read; every other entry must
+    hold a Cargo.toml, or cargo refuses the workspace (`strict`; membership tests pass False)."""
+    ws = root.workspace or {}
     dirs = []
     if root.package is not None:
         dirs.append(root.dir)
     for pattern in ws.get("members", []):
-        for hit in sorted(glob.glob(str(root.dir / pattern))):
-            d = Path(hit).resolve()
-            if d in excluded or not (d / "Cargo.toml").is_file():
+        path = root.dir / pattern
+        hits = sorted(glob.glob(str(path)))
+        found = [_normal(Path(h)) for h in hits if Path(h).is_dir()] if hits else [_normal(path)]
+        via = pattern if hits and (len(hits) > 1 or _normal(Path(hits[0])) != _normal(path)) else None
+        for d in found:
+            if is_excluded(root, d) or d.resolve() in dirs:
                 continue
-            if d not in dirs:
-                dirs.append(d)
+            if not (d / "Cargo.toml").is_file():
+                if strict:
+                    referenced = f"referenced via `{via}`" if via else "referenced"
+                    raise ManifestError(f"{root.path}: failed to load manifest for workspace member `{d}` "
+                                        f"({referenced} by this workspace): {d / 'Cargo.toml'}: no such file")
+                continue
+            dirs.append(d.resolve())
     return dirs
 
 
@@ -145,8 +174,7 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
                 manifests[pd] = dm
                 # Path dependencies inside the workspace directory are members too.
                 if root.workspace is not None and pd.is_relative_to(root.dir) and pd not in members:
-                    excluded = {(root.dir / e).resolve() for e in (root.workspace or {}).get("exclude", [])}
-                    if not any(pd.is_relative_to(e) for e in excluded):
+                    if not is_excluded(root, pd):
                         members.append(pd)
                 dep = replace(dep, package=dm.name)
                 queue.append(pd)
