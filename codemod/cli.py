@@ -384,6 +384,10 @@ def _text_for(r, args, color: bool, written: bool) -> str:
 
     if args.explain:
         return explain_text(r)
+    from .report import assumed_lines
+
+    for line in assumed_lines(r):
+        print(line, file=sys.stderr)
     plan = r.plan
     out = []
     if plan.status == "clean":

@@ -83,6 +83,7 @@ class Package:
     yanked: bool = False
     raw_features: dict[str, list[str]] = field(default_factory=dict)
     rust_version: str | None = None
+    cksum: str | None = None          # the index line's sha256 of the `.crate` archive
 
     @property
     def name(self) -> str:

@@ -28,8 +28,10 @@ def test_json_is_one_stable_object(snapshot):
     r = run("--explain", "--format", "json", "examples/hello", *REG)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
+    # the bundled index has no crate archives: whether a crate is a proc macro is guessed, and said so
     assert list(doc) == ["manifest", "target", "blocker", "vendored", "culprits", "host_only", "unanalysable",
-                         "manifest_sha256", "status", "plan"]
+                         "assumed_proc_macros", "manifest_sha256", "status", "plan"]
+    assert {"crate": "reqwest 0.11.18", "reason": "no .crate in cargo's cache or in examples/registry"} in doc["assumed_proc_macros"]
     assert doc["status"] == "would-fix" and doc["plan"][0]["remedy"] == "vendored-feature"
     assert doc["manifest"] == "examples/hello/Cargo.toml" and doc["target"] == "x86_64-unknown-linux-musl"
     assert doc["vendored"] is False
