@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "dependencies); features (also optional ones the asked-for features turn on; default); all")
     p.add_argument("--refresh", action="store_true", help="revalidate cached index files now, even if still fresh")
     p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
-                   help="where index files are cached (default: $CARGO_STATIC_FIX_CACHE_DIR or the platform cache dir)")
+                   help="where index files, proc-macro answers and git clones are cached "
+                        "(default: $CARGO_STATIC_FIX_CACHE_DIR or the platform cache dir)")
     p.add_argument("-v", "--verbose", action="store_true", help="report each workspace, index requests and timing on stderr")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
     p.add_argument("-V", "--version", action="version", version=f"cargo-static-fix {__version__}")
@@ -223,13 +224,14 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
         _LAST_INDEX["index"] = index
     early = _early_fetch(index, paths[0])
     from .report import batch_entries, failure_entries, summary_line
-    from .run import Failure, Options, plan_jobs, run_jobs
+    from .run import Failure, Options, display_path, plan_jobs, run_jobs
 
     features = tuple(f for chunk in args.features for f in chunk.replace(",", " ").split())
     opts = Options(target=targets[0], extra_targets=tuple(targets[1:]), blocker=args.blocker, features=features,
                    all_features=args.all_features, no_default_features=args.no_default_features, dev=args.dev,
                    workspace=args.workspace, packages=tuple(args.package), strategy=args.strategy,
-                   locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude))
+                   locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude),
+                   offline=args.offline or args.frozen, cache_dir=args.cache_dir)
     jobs, failures = plan_jobs(paths)
     early.join()
     started = time.perf_counter()
@@ -288,6 +290,15 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     progress.clear()
 
     statuses = {e["status"] for e in entries}
+    if args.check:
+        # --check vouches for the whole build: a dependency it could not analyse is not a pass
+        for r in results:
+            if r.unanalysable:
+                u = r.unanalysable[0]
+                more = f" (and {len(r.unanalysable) - 1} more)" if len(r.unanalysable) > 1 else ""
+                print(f"error: {display_path(r.manifest)}: --check cannot pass: {u.package} → {u.dependency}: "
+                      f"{u.reason}{more}", file=sys.stderr)
+                statuses.add("error")
     if "error" in statuses:
         code = EXIT_ERROR
     elif "unfixable" in statuses:
@@ -384,9 +395,9 @@ def _text_for(r, args, color: bool, written: bool) -> str:
 
     if args.explain:
         return explain_text(r)
-    from .report import assumed_lines
+    from .report import assumed_lines, unanalysable_lines
 
-    for line in assumed_lines(r):
+    for line in unanalysable_lines(r) + assumed_lines(r):
         print(line, file=sys.stderr)
     plan = r.plan
     out = []

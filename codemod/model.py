@@ -26,6 +26,7 @@ class Dep:
     source: str = "registry"       # registry | path | git
     path: str | None = None        # directory of a path dependency
     git: str | None = None
+    git_ref: tuple[str, str] | None = None   # ("branch" | "tag" | "rev", value) of a git dependency
     registry: str | None = None    # alternative registry name
     table: tuple[str, ...] = ()    # where a manifest wrote it: ("dependencies",), ("target", "cfg(unix)", "dependencies"), ...
     inherited: bool = False        # `workspace = true`

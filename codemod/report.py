@@ -103,8 +103,8 @@ def explain_text(r: Result) -> str:
         out.extend(_culprit_lines(a.host_only))
     if r.unanalysable:
         out.append("")
-        out.append("Not analysed (cannot be looked up in an index):")
-        out.extend(f"  {u.package} → {u.dependency}: {u.reason}" for u in r.unanalysable)
+        out.append("Not analysed (their source could not be read; the answer above leaves them out):")
+        out.extend(unanalysable_lines(r))
     notes = assumed_lines(r)
     if notes:
         out.append("")
@@ -113,6 +113,10 @@ def explain_text(r: Result) -> str:
         out.append("")
         out.extend(plan_lines(r))
     return "\n".join(out) + "\n"
+
+
+def unanalysable_lines(r: Result) -> list[str]:
+    return [f"warning: {u.package} → {u.dependency}: {u.reason}" for u in r.unanalysable]
 
 
 def assumed_lines(r: Result) -> list[str]:

@@ -133,7 +133,7 @@ class _Versions:
 
     def choose(self, dep: Dep, chain) -> Package | None:
         """The package this dependency resolves to; None while its index file is not loaded."""
-        if dep.source == "path":
+        if dep.path is not None:       # a path dependency, or a git dependency found on disk
             return self.inp.locals[dep.path]
         name = dep.package
         if not self.index.loaded(name, dep.registry):

@@ -31,6 +31,8 @@ class Options:
     extra_targets: tuple[str, ...] = ()      # --target given more than once: the fix must hold for all
     scope: str | None = None                 # --scope: a cfg expression the edits are limited to
     exclude: tuple[str, ...] = ()            # --exclude: members left out of --workspace
+    offline: bool = False                    # --offline: git dependencies only from cargo's checkouts
+    cache_dir: Path | None = None            # --cache-dir: where git dependencies are cloned
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,10 @@ def _manifest_file(path: Path) -> Path:
 def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: bool = False, rules=None) -> Result:
     from dataclasses import replace
 
-    ws = load_workspace(path, workspace=opts.workspace, packages=opts.packages, exclude=opts.exclude)
+    from .gitdeps import GitSources
+
+    git = GitSources(offline=opts.offline, cache_dir=opts.cache_dir)
+    ws = load_workspace(path, workspace=opts.workspace, packages=opts.packages, exclude=opts.exclude, git=git)
     manifest = _manifest_file(path)
     targets = (opts.target, *[t for t in opts.extra_targets if t != opts.target])
 
@@ -169,7 +174,7 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
 
         def reload(texts: dict[Path, str]):
             return resolve_all(load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts,
-                                              exclude=opts.exclude))
+                                              exclude=opts.exclude, git=git))
 
         originals = {m.path: m.text for m in ws.manifests.values()}
         originals.setdefault(ws.root.path, ws.root.text)

@@ -132,8 +132,12 @@ def _package_version(m: Manifest, root: Manifest) -> str:
 
 
 def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, ...] = (),
-                   texts: dict[Path, str] | None = None, exclude: tuple[str, ...] = ()) -> Workspace:
-    """The workspace `path` belongs to; `texts` overrides file contents (a plan's edited manifests)."""
+                   texts: dict[Path, str] | None = None, exclude: tuple[str, ...] = (), git=None) -> Workspace:
+    """The workspace `path` belongs to; `texts` overrides file contents (a plan's edited manifests).
+    `git` (gitdeps.GitSources) finds git dependencies' sources; by default only cargo's checkouts
+    are searched, nothing is cloned."""
+    from .gitdeps import GitRef, GitSources, GitUnavailable, _canonical, locked_commits
+
     load = partial(load_manifest, texts=texts)
     start = load(path)
     root = _find_root(start, load)
@@ -143,6 +147,10 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
     manifests: dict[Path, Manifest] = {root.dir: root} if root.package is not None else {}
     manifests[start.dir] = start
     ws = Workspace(root, manifests, members, [], _resolver_version(root))
+
+    git = git if git is not None else GitSources(clone=False)
+    commits: dict[str, str] | None = None
+    from_git: set[Path] = set()          # packages read from a git checkout: analysed, never edited
 
     queue = list(members)
     seen = set()
@@ -157,13 +165,25 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
             raise ManifestError(f"{m.path}: no [package] table (a virtual manifest cannot be a dependency)")
         deps = []
         written = manifest_deps(m)
+        # a package outside the workspace (a path or git dependency) inherits from its own workspace
+        own_root = root if d in members else _find_root(m, load)
         for dep in written:
             if dep.inherited:
-                dep = inherit(dep, root)
-            if dep.source == "git":
-                ws.unanalysable.append(Unanalysable(m.name, dep.name, f"git dependency ({dep.git}): not in any index"))
+                dep = inherit(dep, own_root)
+            if dep.source == "git" and not (d not in members and dep.kind == "dev"):
+                if commits is None:
+                    commits = locked_commits(ws.lock_path)
+                ref = GitRef(dep.git, **dict([dep.git_ref] if dep.git_ref else []))
+                try:
+                    found = git.locate(ref, dep.package, commits.get(_canonical(dep.git)))
+                except GitUnavailable as e:
+                    ws.unanalysable.append(Unanalysable(m.name, dep.name, f"git dependency ({dep.git}) could not be analysed: {e}"))
+                    continue
+                from_git.add(found)
+                dep = replace(dep, path=str(found))
+            elif dep.source == "git":
                 continue
-            if dep.source == "path":
+            if dep.path is not None:
                 pd = Path(dep.path)
                 if d not in members and dep.kind == "dev":
                     continue
@@ -172,17 +192,20 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
                 except ManifestError as e:
                     raise ManifestError(f"{e} (path dependency `{dep.name}` of {m.path})") from None
                 manifests[pd] = dm
+                if d in from_git:
+                    from_git.add(pd)
                 # Path dependencies inside the workspace directory are members too.
-                if root.workspace is not None and pd.is_relative_to(root.dir) and pd not in members:
-                    if not is_excluded(root, pd):
-                        members.append(pd)
+                if (root.workspace is not None and pd.is_relative_to(root.dir) and pd not in members
+                        and pd not in from_git and not is_excluded(root, pd)):
+                    members.append(pd)
                 dep = replace(dep, package=dm.name)
                 queue.append(pd)
             deps.append(dep)
         fmap, implicit = build_feature_map(m.features, tuple(deps))
         _check_features(m, fmap, {d.name for d in written})
+        # A package from a git checkout has no path in its id: it is nobody's to edit.
         ws.packages[d] = Package(
-            PkgId(m.name, _package_version(m, root), str(d)), tuple(deps), fmap, implicit,
+            PkgId(m.name, _package_version(m, own_root), "" if d in from_git else str(d)), tuple(deps), fmap, implicit,
             proc_macro=m.proc_macro, links=m.links, raw_features=dict(m.features),
         )
 
