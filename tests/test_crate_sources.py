@@ -184,3 +184,16 @@ def test_proc_macro_member_agrees_with_cargo(registry, home, tmp_path, packages)
     members = {"app", "pm"} if not packages else set(packages)
     theirs = cargo_culprits(tmp_path, home, MUSL, "features,normal,build", flags, members)
     assert {(c.package, c.crate) for c in a.host_only} == theirs
+
+
+def test_vendor_directory_manifests_decide(tmp_path):
+    """A vendor directory's manifests are the index: nothing is guessed from names there."""
+    from codemod.registry.sources import VendorSource
+
+    write_project(tmp_path / "vendor", {
+        "looks-derive/Cargo.toml": '[package]\nname = "looks-derive"\nversion = "1.0.0"\n\n[dependencies]\nsyn = "2"\n',
+        "tls-glue/Cargo.toml": TLS_GLUE.manifest(),
+    })
+    src = VendorSource(tmp_path / "vendor")
+    assert [p.proc_macro for p in src.fetch("looks-derive")] == [False]
+    assert [p.proc_macro for p in src.fetch("tls-glue")] == [True]
