@@ -316,8 +316,10 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     if args.verbose:
         from .resolve import RESOLUTIONS
 
+        read, downloaded, guessed = index.proc_macro_stats()
         print(f"index {index.where}: {index.files} files, {index.requests} HTTP requests, "
-              f"{index.round_trips} round trips; {RESOLUTIONS[0]} resolutions; "
+              f"{index.round_trips} round trips; proc macros: {read} read from crates "
+              f"({downloaded} downloaded), {guessed} guessed; {RESOLUTIONS[0]} resolutions; "
               f"{time.perf_counter() - started:.3f} s", file=sys.stderr)
     if len(entries) > 1 and not args.quiet:
         print(summary_line(entries), file=sys.stderr)

@@ -161,6 +161,10 @@ class IndexSource:
     def assumed_proc_macro(self, registry: str | None, pid: PkgId) -> str | None:
         return self.assumed.get(pid)
 
+    def proc_macro_stats(self) -> tuple[int, int, int]:
+        """(crates whose manifest was read, archives downloaded, crates guessed from their name)"""
+        return len(self._proc_macro), self.crates.downloads if self.crates else 0, len(self.assumed)
+
     def fetch_many(self, names) -> None:
         """Fetch crates' files at once. ``names`` is an iterable of names, or a mapping from
         names to the features asked of them (which guides speculative fetching)."""
@@ -289,6 +293,10 @@ class MultiIndex:
         for idx, group in groups.values():
             changed = idx.learn_proc_macros(group) or changed
         return changed
+
+    def proc_macro_stats(self) -> tuple[int, int, int]:
+        stats = [i.proc_macro_stats() for i in {id(i): i for i in [self.default, *self.named.values()]}.values()]
+        return tuple(sum(s[k] for s in stats) for k in range(3))
 
     def assumed_proc_macro(self, registry: str | None, pid: PkgId) -> str | None:
         """Why this crate's proc-macro status is a guess (None: read from its manifest, or not asked)."""
