@@ -57,7 +57,7 @@ def test_clean_result_exits_0(universe):
 
 def test_git_dependency_listed_as_unanalysable(tmp_path):
     (tmp_path / "Cargo.toml").write_text('[package]\nname = "g"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n'
-                                         'mylib = { git = "https://example.com/mylib.git" }\n')
+                                         f'mylib = {{ git = "{(tmp_path / "no-such-repo").as_uri()}" }}\n')
     r = run("--explain", "--format", "json", str(tmp_path), *REG)
     assert r.returncode == 0, r.stderr
     [u] = json.loads(r.stdout)["unanalysable"]
