@@ -79,7 +79,8 @@ def analyze(res: Resolution, blocker: str = "openssl-sys") -> Analysis:
 
     groups: dict[tuple, set] = {}
     for member in res.input.selected:
-        src = pkg_node(member, "normal")
+        proc_macro = res.packages[member].proc_macro      # built for the host only, with its dependencies
+        src = pkg_node(member, res.key(HOST_SIDE) if proc_macro else "normal")
         if src not in g or not ends:
             continue
         for path in islice(_paths(built, src, ends), MAX_CHAINS):
@@ -87,7 +88,7 @@ def analyze(res: Resolution, blocker: str = "openssl-sys") -> Analysis:
             if first is None:
                 continue
             dep_name, dep_kind = first
-            side = _side(g, res, path)
+            side = HOST_SIDE if proc_macro else _side(g, res, path)
             if side == TARGET_SIDE and (path[-1][1], TARGET_SIDE) not in res.units:
                 side = HOST_SIDE
             key = (member, dep_name, dep_kind, side)

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "dependencies); features (also optional ones the asked-for features turn on; default); all")
     g.add_argument("--refresh", action="store_true", help="revalidate cached index files now, even if still fresh")
     g.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
-                   help="where index files are cached (default: $CARGO_STATIC_FIX_CACHE_DIR or the platform cache dir)")
+                   help="where index files, proc-macro answers and git clones are cached "
+                        "(default: $CARGO_STATIC_FIX_CACHE_DIR or the platform cache dir)")
 
     g = p.add_argument_group("Output")
     g.add_argument("--format", choices=("text", "json", "jsonl"), default="text",
@@ -337,13 +338,14 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
         _LAST_INDEX["index"] = index
     early = _early_fetch(index, paths[0])
     from .report import batch_entries, failure_entries, summary_line
-    from .run import Failure, Options, plan_jobs, run_jobs
+    from .run import Failure, Options, display_path, plan_jobs, run_jobs
 
     features = tuple(f for chunk in args.features for f in chunk.replace(",", " ").split())
     opts = Options(target=targets[0], extra_targets=tuple(targets[1:]), blocker=args.blocker, features=features,
                    all_features=args.all_features, no_default_features=args.no_default_features, dev=args.dev,
                    workspace=args.workspace, packages=tuple(args.package), strategy=args.strategy,
-                   locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude))
+                   locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude),
+                   offline=args.offline or args.frozen, cache_dir=args.cache_dir)
     jobs, failures = plan_jobs(paths)
     if not jobs and not failures:
         raise CodemodError(f"no Cargo.toml to analyse in {', '.join(f'`{p}`' for p in paths)}")
@@ -415,6 +417,15 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     progress.clear()
 
     statuses = {e["status"] for e in entries}
+    if args.check:
+        # --check vouches for the whole build: a dependency it could not analyse is not a pass
+        for r in results:
+            if r.unanalysable:
+                u = r.unanalysable[0]
+                more = f" (and {len(r.unanalysable) - 1} more)" if len(r.unanalysable) > 1 else ""
+                print(f"error: {display_path(r.manifest)}: --check cannot pass: {u.package} → {u.dependency}: "
+                      f"{u.reason}{more}", file=sys.stderr)
+                statuses.add("error")
     if "error" in statuses:
         code = EXIT_ERROR
     elif "unfixable" in statuses:
@@ -437,8 +448,10 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     if args.verbose:
         from .resolve import RESOLUTIONS
 
+        read, downloaded, guessed = index.proc_macro_stats()
         print(f"index {index.where}: {index.files} files, {index.requests} HTTP requests, "
-              f"{index.round_trips} round trips; {RESOLUTIONS[0]} resolutions; "
+              f"{index.round_trips} round trips; proc macros: {read} read from crates "
+              f"({downloaded} downloaded), {guessed} guessed; {RESOLUTIONS[0]} resolutions; "
               f"{time.perf_counter() - started:.3f} s", file=sys.stderr)
     if len(entries) > 1 and not args.quiet:
         print(summary_line(entries), file=sys.stderr)
@@ -516,6 +529,10 @@ def _text_for(r, args, color: bool, written: bool) -> str:
 
     if args.explain:
         return explain_text(r)
+    from .report import assumed_lines, unanalysable_lines
+
+    for line in unanalysable_lines(r) + assumed_lines(r):
+        print(line, file=sys.stderr)
     plan = r.plan
     out = []
     if plan.status == "clean":

@@ -104,7 +104,7 @@ def build_graph(res: Resolution) -> nx.DiGraph:
             # entry's `features`, `dep/feat`, `--features`); it expands to its dependency.
             for fv in pkg.features.get(f, ()):
                 expand(feat_node(pid, key, f), pid, key, fk, fv, by_name)
-        if pid in res.requested and fk == "normal":
+        if pid in res.requested and (fk == "normal" or res.packages[pid].proc_macro):
             for fv in res.requested[pid]:
                 expand(pkg_node(pid, key), pid, key, fk, fv, by_name)
     return g

@@ -182,7 +182,8 @@ def parse_dep(name: str, spec, kind: str, platform: str | None, table: tuple[str
     package = spec.get("package", name)
     req = spec.get("version", "*")
     if "git" in spec:
-        return Dep(name, package, req, source="git", git=spec["git"], **common)
+        ref = next(((k, str(spec[k])) for k in ("rev", "tag", "branch") if k in spec), None)
+        return Dep(name, package, req, source="git", git=spec["git"], git_ref=ref, **common)
     if "path" in spec:
         return Dep(name, package, req, source="path", path=str((base_dir / spec["path"]).resolve()), **common)
     return Dep(name, package, req, registry=spec.get("registry"), **common)

@@ -26,6 +26,7 @@ class Dep:
     source: str = "registry"       # registry | path | git
     path: str | None = None        # directory of a path dependency
     git: str | None = None
+    git_ref: tuple[str, str] | None = None   # ("branch" | "tag" | "rev", value) of a git dependency
     registry: str | None = None    # alternative registry name
     table: tuple[str, ...] = ()    # where a manifest wrote it: ("dependencies",), ("target", "cfg(unix)", "dependencies"), ...
     inherited: bool = False        # `workspace = true`
@@ -83,6 +84,7 @@ class Package:
     yanked: bool = False
     raw_features: dict[str, list[str]] = field(default_factory=dict)
     rust_version: str | None = None
+    cksum: str | None = None          # the index line's sha256 of the `.crate` archive
 
     @property
     def name(self) -> str:

@@ -20,6 +20,8 @@ def result_json(r: Result, status: str | None = None) -> dict:
         "host_only": [c.as_json() for c in a.host_only],
         "unanalysable": [u.as_json() for u in r.unanalysable],
     }
+    if r.assumed_proc_macros:
+        doc["assumed_proc_macros"] = [{"crate": c, "reason": why} for c, why in r.assumed_proc_macros]
     if r.analyses:
         doc["targets"] = [{"target": x.target, "vendored": x.vendored, "culprits": [c.as_json() for c in x.culprits],
                            "host_only": [c.as_json() for c in x.host_only]} for x in r.analyses]
@@ -101,8 +103,12 @@ def explain_text(r: Result) -> str:
         out.extend(_culprit_lines(a.host_only))
     if r.unanalysable:
         out.append("")
-        out.append("Not analysed (cannot be looked up in an index):")
-        out.extend(f"  {u.package} → {u.dependency}: {u.reason}" for u in r.unanalysable)
+        out.append("Not analysed (their source could not be read; the answer above leaves them out):")
+        out.extend(unanalysable_lines(r))
+    notes = assumed_lines(r)
+    if notes:
+        out.append("")
+        out.extend(notes)
     if r.plan is not None and r.plan.status != "clean":
         out.append("")
         out.extend(plan_lines(r))
@@ -134,6 +140,19 @@ def next_steps(r: Result, written: bool) -> list[str]:
         out.append(f"  cargo build --release --target {t}")
     out.append("  note: Cargo.lock gains the new packages on the first build (or run `cargo update -w` now)")
     return out
+
+
+def unanalysable_lines(r: Result) -> list[str]:
+    return [f"warning: {u.package} → {u.dependency}: {u.reason}" for u in r.unanalysable]
+
+
+def assumed_lines(r: Result) -> list[str]:
+    """The crates whose proc-macro status was guessed from their names, grouped by the reason."""
+    by_reason: dict[str, list[str]] = {}
+    for crate, why in r.assumed_proc_macros:
+        by_reason.setdefault(why, []).append(crate)
+    return [f"note: {r.manifest}: whether these are proc macros is guessed from their names, their Cargo.toml "
+            f"could not be read ({why}): {', '.join(crates)}" for why, crates in by_reason.items()]
 
 
 def plan_lines(r: Result) -> list[str]:

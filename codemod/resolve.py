@@ -345,7 +345,8 @@ def _resolve_once(inp, index, versions: VersionGraph, members, target: Target, h
 
 
 def _units(res: Resolution, members: set[PkgId], target: Target, host: Target) -> None:
-    queue = [(pid, TARGET_SIDE) for pid in res.input.selected]
+    # A selected proc-macro member is compiled for the host only, and so is everything below it.
+    queue = [(pid, HOST_SIDE if res.packages[pid].proc_macro else TARGET_SIDE) for pid in res.input.selected]
     res.units.update(queue)
     while queue:
         pid, side = queue.pop()

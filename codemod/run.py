@@ -35,6 +35,8 @@ class Options:
     extra_targets: tuple[str, ...] = ()      # --target given more than once: the fix must hold for all
     scope: str | None = None                 # --scope: a cfg expression the edits are limited to
     exclude: tuple[str, ...] = ()            # --exclude: members left out of --workspace
+    offline: bool = False                    # --offline: git dependencies only from cargo's checkouts
+    cache_dir: Path | None = None            # --cache-dir: where git dependencies are cloned
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Result:
     manifest_sha256: str = ""
     plan: object = None            # plan.Plan when a plan was made
     analyses: tuple = ()           # one per target when several were asked for
+    assumed_proc_macros: tuple[tuple[str, str], ...] = ()   # (crate, why): proc-macro status guessed from the name
 
 
 def display_path(path: Path) -> str:
@@ -67,13 +70,20 @@ def relative_message(message: str) -> str:
     return message.replace(cwd + os.sep, "") if cwd != os.sep else message
 
 
-def resolve_with_fetch(inp: ResolveInput, index: IndexSource):
-    """Resolve, fetching whatever the resolver asks for one level at a time."""
+def resolve_with_fetch(inp: ResolveInput, index: IndexSource, blocker: str | None = None):
+    """Resolve, fetching whatever the resolver asks for one level at a time. Then learn from the
+    crates' own manifests which of the resolved crates that could matter are proc macros (one
+    parallel round of reads or downloads) and, when that corrects the index's guess, resolve again."""
     for _ in range(1000):
         try:
-            return resolve(inp, index)
+            res = resolve(inp, index)
         except NeedCrates as need:
             index.fetch_many(need.names)
+            continue
+        learn = getattr(index, "learn_proc_macros", None)
+        if learn is not None and learn(proc_macro_candidates(res, blocker)):
+            continue
+        return res
     raise ResolveError("the dependency graph did not close")
 
 
@@ -87,6 +97,48 @@ def installed_rust_version() -> str | None:
         return None
     m = re.match(r"rustc (\d+\.\d+\.\d+)", out)
     return m.group(1) if m else None
+
+
+def proc_macro_candidates(res, blocker: str | None) -> list[tuple[str | None, object]]:
+    """The registry crates whose being a proc macro can change the answer: those with normal
+    dependencies (a proc macro moves them to the host) that depend, directly or not, on the
+    blocker (no other crate's status can change how the blocker is built), and the blocker."""
+    registry_of: dict = {}
+    parents: dict = {}
+    for (pid, i), cid in res.edges.items():
+        dep = res.deps_of(pid)[i]
+        parents.setdefault(cid, set()).add(pid)
+        if dep.source == "registry":
+            registry_of.setdefault(cid, dep.registry)
+    if blocker is None:
+        wanted = set(registry_of)
+    else:
+        todo = [p for p in res.packages if p.name == blocker]
+        wanted = set(todo)
+        while todo:
+            for parent in parents.get(todo.pop(), ()):
+                if parent not in wanted:
+                    wanted.add(parent)
+                    todo.append(parent)
+    out = []
+    for pid in sorted(wanted, key=lambda p: (p.name, p.version)):
+        pkg = res.packages[pid]
+        if pid in registry_of and (pid.name == blocker or any(d.kind == "normal" for d in pkg.deps)):
+            out.append((registry_of[pid], pkg))
+    return out
+
+
+def assumed_proc_macros(res, index, blocker: str | None) -> tuple[tuple[str, str], ...]:
+    """(crate, why) for the crates that matter whose proc-macro status is a guess from their name."""
+    ask = getattr(index, "assumed_proc_macro", None)
+    if ask is None:
+        return ()
+    out = []
+    for registry, pkg in proc_macro_candidates(res, blocker):
+        why = ask(registry, pkg.id)
+        if why is not None:
+            out.append((f"{pkg.id.name} {pkg.id.version}", why))
+    return tuple(out)
 
 
 def build_input(ws: Workspace, opts: Options) -> ResolveInput:
@@ -121,13 +173,16 @@ def _manifest_file(path: Path) -> Path:
 def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: bool = False, rules=None) -> Result:
     from dataclasses import replace
 
-    ws = load_workspace(path, workspace=opts.workspace, packages=opts.packages, exclude=opts.exclude)
+    from .gitdeps import GitSources
+
+    git = GitSources(offline=opts.offline, cache_dir=opts.cache_dir)
+    ws = load_workspace(path, workspace=opts.workspace, packages=opts.packages, exclude=opts.exclude, git=git)
     manifest = _manifest_file(path)
     targets = (opts.target, *[t for t in opts.extra_targets if t != opts.target])
 
     def resolve_all(workspace: Workspace) -> list:
         inp = build_input(workspace, opts)
-        return [resolve_with_fetch(replace(inp, target=t), index) for t in targets]
+        return [resolve_with_fetch(replace(inp, target=t), index, opts.blocker) for t in targets]
 
     try:
         resolutions = resolve_all(ws)
@@ -140,6 +195,7 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
     except ResolveError as e:
         raise ResolveError(f"{manifest}: {e}") from None
     analyses = [analyze(r, opts.blocker) for r in resolutions]
+    assumed = tuple(dict.fromkeys(a for r in resolutions for a in assumed_proc_macros(r, index, opts.blocker)))
     primary = next((a for a in analyses if a.blocked), analyses[0])
     digest = sha256(manifest.read_bytes())
     the_plan = None
@@ -149,7 +205,7 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
 
         def reload(texts: dict[Path, str]):
             return resolve_all(load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts,
-                                              exclude=opts.exclude))
+                                              exclude=opts.exclude, git=git))
 
         originals = {m.path: m.text for m in ws.manifests.values()}
         originals.setdefault(ws.root.path, ws.root.text)
@@ -160,7 +216,7 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
             if the_plan.status != "unfixable":
                 break
     return Result(manifest, ws, primary, tuple(ws.unanalysable), digest, the_plan,
-                  tuple(analyses) if len(analyses) > 1 else ())
+                  tuple(analyses) if len(analyses) > 1 else (), assumed)
 
 
 # -- many manifests at once ---------------------------------------------------------------------

@@ -97,7 +97,7 @@ class VersionGraph:
         """A package for a dependency entry the version pass did not follow (the feature pass
         should never need one): the newest active version that matches, as cargo's lock would
         give it; None while the crate's index file is not loaded."""
-        if dep.source == "path":
+        if dep.path is not None:       # a path dependency, or a git dependency found on disk
             return locals_.get(dep.path)
         try:
             req = parse_req(dep.req)
@@ -293,7 +293,7 @@ class _Search:
         return result
 
     def _query(self, parent: Package, dep: Dep, chain) -> object:
-        if dep.source == "path":
+        if dep.path is not None:       # a path dependency, or a git dependency found on disk
             pkg = self.inp.locals.get(dep.path)
             return [pkg] if pkg is not None else []
         if dep.source == "git":

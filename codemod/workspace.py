@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -64,24 +65,52 @@ def _find_root(m: Manifest, load) -> Manifest:
                 root = load(candidate)
             except ManifestError:
                 continue
-            if root.workspace is not None and m.dir in _member_dirs(root):
+            if root.workspace is not None and m.dir in _member_dirs(root, strict=False):
                 return root
     return m
 
 
-def _member_dirs(root: Manifest) -> list[Path]:
+def _normal(path: Path) -> Path:
+    """cargo compares lexically normalized paths (`a/../b` is `b`), without resolving symlinks."""
+    return Path(os.path.normpath(path))
+
+
+def is_excluded(root: Manifest, d: Path) -> bool:
+    """cargo's `WorkspaceRootConfig::is_excluded`: `exclude` entries are path prefixes (excluding
+    `crates/foo` excludes `crates/foo/bar`), unless a `members` entry is itself a prefix of the
+    package's path (an explicit member wins over an exclusion; a glob pattern is compared as
+    written, so `crates/*` never counts as explicit)."""
     ws = root.workspace or {}
-    excluded = {(root.dir / e).resolve() for e in ws.get("exclude", [])}
+    manifest = d / "Cargo.toml"
+    if not any(manifest.is_relative_to(_normal(root.dir / e)) for e in ws.get("exclude", [])):
+        return False
+    return not any(manifest.is_relative_to(_normal(root.dir / m)) for m in ws.get("members", []))
+
+
+def _member_dirs(root: Manifest, strict: bool = True) -> list[Path]:
+    """The workspace's members as cargo expands `members`: each entry a path or a glob; a glob
+    that matches nothing stands for itself; matches that are not directories are ignored (macOS
+    litters `.DS_Store`); an excluded match is skipped before it is read; every other entry must
+    hold a Cargo.toml, or cargo refuses the workspace (`strict`; membership tests pass False)."""
+    ws = root.workspace or {}
     dirs = []
     if root.package is not None:
         dirs.append(root.dir)
     for pattern in ws.get("members", []):
-        for hit in sorted(glob.glob(str(root.dir / pattern))):
-            d = Path(hit).resolve()
-            if d in excluded or not (d / "Cargo.toml").is_file():
+        path = root.dir / pattern
+        hits = sorted(glob.glob(str(path)))
+        found = [_normal(Path(h)) for h in hits if Path(h).is_dir()] if hits else [_normal(path)]
+        via = pattern if hits and (len(hits) > 1 or _normal(Path(hits[0])) != _normal(path)) else None
+        for d in found:
+            if is_excluded(root, d) or d.resolve() in dirs:
                 continue
-            if d not in dirs:
-                dirs.append(d)
+            if not (d / "Cargo.toml").is_file():
+                if strict:
+                    referenced = f"referenced via `{via}`" if via else "referenced"
+                    raise ManifestError(f"{root.path}: failed to load manifest for workspace member `{d}` "
+                                        f"({referenced} by this workspace): {d / 'Cargo.toml'}: no such file")
+                continue
+            dirs.append(d.resolve())
     return dirs
 
 
@@ -109,8 +138,12 @@ def _package_version(m: Manifest, root: Manifest) -> str:
 
 
 def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, ...] = (),
-                   texts: dict[Path, str] | None = None, exclude: tuple[str, ...] = ()) -> Workspace:
-    """The workspace `path` belongs to; `texts` overrides file contents (a plan's edited manifests)."""
+                   texts: dict[Path, str] | None = None, exclude: tuple[str, ...] = (), git=None) -> Workspace:
+    """The workspace `path` belongs to; `texts` overrides file contents (a plan's edited manifests).
+    `git` (gitdeps.GitSources) finds git dependencies' sources; by default only cargo's checkouts
+    are searched, nothing is cloned."""
+    from .gitdeps import GitRef, GitSources, GitUnavailable, _canonical, locked_commits
+
     load = partial(load_manifest, texts=texts)
     start = load(path)
     root = _find_root(start, load)
@@ -120,6 +153,10 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
     manifests: dict[Path, Manifest] = {root.dir: root} if root.package is not None else {}
     manifests[start.dir] = start
     ws = Workspace(root, manifests, members, [], _resolver_version(root))
+
+    git = git if git is not None else GitSources(clone=False)
+    commits: dict[str, str] | None = None
+    from_git: set[Path] = set()          # packages read from a git checkout: analysed, never edited
 
     queue = list(members)
     queue += _patches(ws, root, load)
@@ -135,13 +172,25 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
             raise ManifestError(f"{m.path}: no [package] table (a virtual manifest cannot be a dependency)")
         deps = []
         written = manifest_deps(m)
+        # a package outside the workspace (a path or git dependency) inherits from its own workspace
+        own_root = root if d in members else _find_root(m, load)
         for dep in written:
             if dep.inherited:
-                dep = inherit(dep, root)
-            if dep.source == "git":
-                ws.unanalysable.append(Unanalysable(m.name, dep.name, f"git dependency ({dep.git}): not in any index"))
+                dep = inherit(dep, own_root)
+            if dep.source == "git" and not (d not in members and dep.kind == "dev"):
+                if commits is None:
+                    commits = locked_commits(ws.lock_path)
+                ref = GitRef(dep.git, **dict([dep.git_ref] if dep.git_ref else []))
+                try:
+                    found = git.locate(ref, dep.package, commits.get(_canonical(dep.git)))
+                except GitUnavailable as e:
+                    ws.unanalysable.append(Unanalysable(m.name, dep.name, f"git dependency ({dep.git}) could not be analysed: {e}"))
+                    continue
+                from_git.add(found)
+                dep = replace(dep, path=str(found))
+            elif dep.source == "git":
                 continue
-            if dep.source == "path":
+            if dep.path is not None:
                 pd = Path(dep.path)
                 if d not in members and dep.kind == "dev":
                     continue
@@ -150,18 +199,20 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
                 except ManifestError as e:
                     raise ManifestError(f"{e} (path dependency `{dep.name}` of {m.path})") from None
                 manifests[pd] = dm
+                if d in from_git:
+                    from_git.add(pd)
                 # Path dependencies inside the workspace directory are members too.
-                if root.workspace is not None and pd.is_relative_to(root.dir) and pd not in members:
-                    excluded = {(root.dir / e).resolve() for e in (root.workspace or {}).get("exclude", [])}
-                    if not any(pd.is_relative_to(e) for e in excluded):
-                        members.append(pd)
+                if (root.workspace is not None and pd.is_relative_to(root.dir) and pd not in members
+                        and pd not in from_git and not is_excluded(root, pd)):
+                    members.append(pd)
                 dep = replace(dep, package=dm.name)
                 queue.append(pd)
             deps.append(dep)
         fmap, implicit = build_feature_map(m.features, tuple(deps))
         _check_features(m, fmap, {d.name for d in written})
+        # A package from a git checkout has no path in its id: it is nobody's to edit.
         ws.packages[d] = Package(
-            PkgId(m.name, _package_version(m, root), str(d)), tuple(deps), fmap, implicit,
+            PkgId(m.name, _package_version(m, own_root), "" if d in from_git else str(d)), tuple(deps), fmap, implicit,
             proc_macro=m.proc_macro, links=m.links, raw_features=dict(m.features),
         )
 

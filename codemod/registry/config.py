@@ -69,7 +69,7 @@ def _host(url: str) -> str | None:
 
 def open_registry(project_dir: Path, *, index_url: str | None = None, offline: bool = False, cache=None,
                   refresh: bool = False, jobs: int = 16, speculate: str = "features") -> MultiIndex:
-    from .index import open_index
+    from .index import open_index, with_crates
     from .sources import CargoCacheSource, cargo_cache_dirs
 
     def from_url(url: str, what: str) -> IndexSource:
@@ -79,7 +79,7 @@ def open_registry(project_dir: Path, *, index_url: str | None = None, offline: b
             dirs = cargo_cache_dirs(cargo_home(), _host(url))
             if not dirs:
                 raise RegistryError(f"--offline: cargo has no cached index for {what} ({url}) under {cargo_home()}/registry/index")
-            return IndexSource(CargoCacheSource(dirs), jobs)
+            return with_crates(IndexSource(CargoCacheSource(dirs), jobs), url, offline=True)
         if url.startswith("registry+") or (url.startswith("https://") and url.endswith(".git")):
             raise RegistryError(f"{url}: git registries are not supported; use the registry's sparse index (sparse+https://…)")
         return open_index(url, jobs=jobs, cache=cache, refresh=refresh, speculate=speculate)
@@ -118,7 +118,9 @@ def _source(config, name: str, from_url, seen: set[str]) -> IndexSource:
         return IndexSource(VendorSource(s.base / str(s.value)))
     if "local-registry" in entry:
         s = entry["local-registry"]
-        return IndexSource(DirSource(s.base / str(s.value) / "index"))
+        from .index import with_crates
+
+        return with_crates(IndexSource(DirSource(s.base / str(s.value) / "index")), str(s.base / str(s.value)))
     if "registry" in entry:
         return from_url(str(entry["registry"].value), f"source `{name}`")
     if name == "crates-io":

@@ -34,7 +34,8 @@ class HttpFetcher:
         self.timeout = timeout
         self.refresh = refresh
         self.backoff = backoff
-        self.requests = 0
+        self.requests = 0               # index files
+        self.downloads = 0              # other files: config.json, crate archives
         self.not_modified = 0
         self._pool = None
         self._lock = threading.Lock()
@@ -51,6 +52,9 @@ class HttpFetcher:
                 self._pool = urllib3.PoolManager(num_pools=4, maxsize=max(self.jobs, 1), block=False,
                                                  headers={"User-Agent": USER_AGENT}, retries=False)
             return self._pool
+
+    def download(self, url: str, limit: int) -> bytes | None:
+        return _download(self, url, limit)
 
     def read(self, rel: str) -> tuple[str | None, str]:
         """The file's text (None when the registry has no such crate) and its URL."""
@@ -128,6 +132,45 @@ class HttpFetcher:
                 self.cache.put(url, body, r.headers.get("ETag"), r.headers.get("Last-Modified"))
             return body
         raise RegistryError(f"{url}: cannot reach the index ({last_error}; tried {RETRIES} times)")
+
+
+def _download(fetcher: HttpFetcher, url: str, limit: int) -> bytes | None:
+    """A file's bytes (a registry's config.json, a `.crate`), None when the server has no such
+    file; retried like index files. Not cached here: callers keep what they learn from it."""
+    import urllib3
+
+    pool = fetcher._pool_manager()
+    last_error = "no answer"
+    for attempt in range(RETRIES):
+        if attempt:
+            time.sleep(fetcher.backoff * (2 ** (attempt - 1)) * (1 + random.random() / 2))
+        with fetcher._lock:
+            fetcher.downloads += 1
+        try:
+            r = pool.request("GET", url, preload_content=False, redirect=True,
+                             timeout=urllib3.Timeout(connect=fetcher.timeout, read=fetcher.timeout))
+            try:
+                if r.status in NOT_FOUND:
+                    return None
+                if r.status == 429 or 500 <= r.status < 600:
+                    last_error = f"HTTP {r.status}"
+                    continue
+                if r.status != 200:
+                    raise RegistryError(f"{url}: HTTP {r.status}")
+                chunks, size = [], 0
+                for chunk in r.stream(64 * 1024):
+                    size += len(chunk)
+                    if size > limit:
+                        raise RegistryError(f"{url}: larger than {limit // (1024 * 1024)} MiB; refusing it")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+            finally:
+                r.close()
+        except RegistryError:
+            raise
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            last_error = _describe(e)
+    raise RegistryError(f"{url}: cannot download ({last_error}; tried {RETRIES} times)")
 
 
 def _read_limited(r, url: str) -> str:

@@ -7,7 +7,9 @@ fetches files, many at once, and keeps what it fetched for the rest of the run.
 from __future__ import annotations
 
 import json
+import os
 import threading
+from dataclasses import replace
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -76,7 +78,7 @@ def parse_index_line(obj: dict) -> Package:
     return Package(PkgId(name, obj["vers"]), deps_t, fmap, implicit,
                    proc_macro=is_proc_macro(name, deps_t), links=obj.get("links"),
                    yanked=bool(obj.get("yanked", False)), raw_features=raw,
-                   rust_version=obj.get("rust_version"))
+                   rust_version=obj.get("rust_version"), cksum=obj.get("cksum"))
 
 
 def parse_index_file(text: str, where: str) -> list[Package]:
@@ -109,6 +111,43 @@ class IndexSource:
         self.files = 0
         self.round_trips = 0
         self._fetching = threading.Lock()    # workspaces analysed in parallel share one index
+        # Where crates' own manifests are read (registry/crates.py); None: the index lines' guess stands.
+        self.crates = None
+        self._proc_macro: dict[PkgId, bool] = {}       # learnt from the crate's manifest
+        self.assumed: dict[PkgId, str] = {}            # guessed from the name list, and why
+
+    def learn_proc_macros(self, pkgs: list[Package]) -> bool:
+        """Read whether these crate versions are proc macros from their own manifests (all at
+        once, in parallel), and correct the packages the index serves. True when an answer
+        differed from the guess made when the index line was parsed: resolve again."""
+        if getattr(self.source, "manifests", False):
+            return False                 # a vendor directory: the manifests are the index
+        pkgs = [p[1] if isinstance(p, tuple) else p for p in pkgs]     # (registry, package) pairs too
+        with self._fetching:
+            todo = [p for p in pkgs if p.id not in self._proc_macro and p.id not in self.assumed]
+            if not todo:
+                return False
+            if self.crates is None:
+                for p in todo:
+                    self.assumed[p.id] = "the registry's crate archives are not available"
+                return False
+            from .crates import CrateRef
+
+            refs = {p.id: CrateRef(p.id.name, p.id.version, p.cksum) for p in todo}
+            answers = self.crates.proc_macros(list(refs.values()))
+            changed = False
+            for p in todo:
+                answer = answers.get(refs[p.id])
+                if answer is None:
+                    self.assumed[p.id] = self.crates.failure or "no crate archive could be read"
+                    continue
+                self._proc_macro[p.id] = answer
+                if answer != p.proc_macro:
+                    changed = True
+                    versions = self._data.get(p.id.name.lower()) or []
+                    self._data[p.id.name.lower()] = [replace(v, proc_macro=answer) if v.id == p.id else v
+                                                     for v in versions]
+            return changed
 
     @property
     def where(self) -> str:
@@ -133,6 +172,13 @@ class IndexSource:
 
     def get(self, name: str, registry: str | None = None) -> list[Package] | None:
         return self._data[name.lower()]
+
+    def assumed_proc_macro(self, registry: str | None, pid: PkgId) -> str | None:
+        return self.assumed.get(pid)
+
+    def proc_macro_stats(self) -> tuple[int, int, int]:
+        """(crates whose manifest was read, archives downloaded, crates guessed from their name)"""
+        return len(self._proc_macro), self.crates.downloads if self.crates else 0, len(self.assumed)
 
     def fetch_many(self, names) -> None:
         """Fetch crates' files at once. ``names`` is an iterable of names, or a mapping from
@@ -253,6 +299,24 @@ class MultiIndex:
     def get(self, name: str, registry: str | None = None) -> list[Package] | None:
         return self._pick(registry).get(name)
 
+    def learn_proc_macros(self, pkgs: list[tuple[str | None, Package]]) -> bool:
+        groups: dict[int, tuple[IndexSource, list[Package]]] = {}
+        for registry, pkg in pkgs:
+            idx = self._pick(registry)
+            groups.setdefault(id(idx), (idx, []))[1].append(pkg)
+        changed = False
+        for idx, group in groups.values():
+            changed = idx.learn_proc_macros(group) or changed
+        return changed
+
+    def proc_macro_stats(self) -> tuple[int, int, int]:
+        stats = [i.proc_macro_stats() for i in {id(i): i for i in [self.default, *self.named.values()]}.values()]
+        return tuple(sum(s[k] for s in stats) for k in range(3))
+
+    def assumed_proc_macro(self, registry: str | None, pid: PkgId) -> str | None:
+        """Why this crate's proc-macro status is a guess (None: read from its manifest, or not asked)."""
+        return self._pick(registry).assumed.get(pid)
+
     def fetch_many(self, names) -> None:
         groups: dict[str | None, dict[str, set[str]]] = {}
         items = names.items() if isinstance(names, dict) else ((n, {"default"}) for n in names)
@@ -301,7 +365,31 @@ def open_index(url: str | None, jobs: int = 16, cache=None, refresh: bool = Fals
         url = Path(url).resolve().as_uri()      # a plain directory path
     parsed = urlparse(url)
     if parsed.scheme == "file":
-        return IndexSource(DirSource(Path(unquote(parsed.path))), jobs)
+        return with_crates(IndexSource(DirSource(Path(unquote(parsed.path))), jobs), url, cache)
     if parsed.scheme in ("http", "https"):
-        return IndexSource(SparseSource(HttpFetcher(url, cache, jobs, refresh=refresh)), jobs, speculate)
+        return with_crates(IndexSource(SparseSource(HttpFetcher(url, cache, jobs, refresh=refresh)), jobs, speculate),
+                           url, cache)
     raise RegistryError(f"{url}: unsupported index URL (use https://, sparse+https://, or file:///dir)")
+
+
+def with_crates(idx: IndexSource, registry: str, cache=None, offline: bool = False) -> IndexSource:
+    """Let the index read crates' own manifests (registry/crates.py): from cargo's home and our
+    cache always, a local registry's archives next to its index, and the registry's `dl`
+    downloads unless offline."""
+    from .cache import default_cache_dir
+    from .config import cargo_home
+    from .crates import CrateManifests
+
+    fetcher = getattr(idx.source, "fetcher", None)
+    root = getattr(idx.source, "root", None)
+    local = (Path(root).parent,) if root is not None and not getattr(idx.source, "manifests", False) else ()
+    if offline:
+        why = "--offline, and cargo has not downloaded it"
+    elif local:
+        shown = os.path.relpath(local[0]) if local[0].is_relative_to(Path.cwd()) else str(local[0])
+        why = f"no .crate in cargo's cache or in {shown}"
+    else:
+        why = "not in cargo's cache"
+    idx.crates = CrateManifests(registry, cargo_home=cargo_home(), cache_dir=cache.root if cache else default_cache_dir(),
+                                fetcher=None if offline else fetcher, local_dirs=local, jobs=idx.jobs, no_download=why)
+    return idx

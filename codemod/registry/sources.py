@@ -111,6 +111,8 @@ class VendorSource:
     each with the normalized Cargo.toml cargo wrote when packaging it. Read the way cargo's
     directory source does: dependencies and features from that manifest."""
 
+    manifests = True        # proc-macro status comes from each crate's own manifest: nothing to guess
+
     def __init__(self, root: Path):
         self.root = Path(root)
         self._by_name: dict[str, list[Package]] | None = None
@@ -122,7 +124,6 @@ class VendorSource:
     def _scan(self) -> dict[str, list[Package]]:
         from ..manifest import load_manifest, manifest_deps
         from ..model import PkgId, build_feature_map
-        from ..proc_macros import is_proc_macro
 
         out: dict[str, list[Package]] = {}
         if not self.root.is_dir():
@@ -139,7 +140,7 @@ class VendorSource:
             deps = tuple(dep for dep in manifest_deps(m) if dep.source != "path")
             fmap, implicit = build_feature_map(m.features, deps)
             lib = m.data.get("lib", {})
-            proc_macro = bool(lib.get("proc-macro", lib.get("proc_macro", False))) or is_proc_macro(m.name, deps)
+            proc_macro = bool(lib.get("proc-macro", lib.get("proc_macro", False)))
             pkg = Package(PkgId(m.name, m.version), deps, fmap, implicit, proc_macro=proc_macro, links=m.links,
                           raw_features=dict(m.features), rust_version=(m.package or {}).get("rust-version"))
             out.setdefault(m.name.lower(), []).append(pkg)
