@@ -496,6 +496,10 @@ class _Search:
             return f"no version of `{dep.package}` matches `{dep.req}` (required by {where})"
         held = st.active.get(_key(cands[0], dep.registry))
         parts = [f"failed to select a version for `{dep.package}` (`{dep.req}`, required by {where})"]
+        lacking = sorted({f for f in dep.features if "/" not in f and all(f not in c.features for c in cands)})
+        if lacking:
+            names = ", ".join(f"`{f}`" for f in lacking)
+            parts.append(f"no matching version of `{dep.package}` has the feature{'s' if len(lacking) > 1 else ''} {names}")
         if held is not None:
             parts.append(f"{held[0]} is already in the graph (required by {chain(held[0])})")
         links = {c.links for c in cands if c.links}

@@ -286,7 +286,7 @@ def crates() -> list[C]:
            "runtime-async-std-native-tls": ["sqlx-core/runtime-async-std-native-tls",
                                             "sqlx-macros/runtime-async-std-native-tls", "_rt-async-std"],
            "runtime-async-std-rustls": ["sqlx-core/runtime-async-std-rustls", "sqlx-macros/runtime-async-std-rustls",
-                                        "_rt-async-std"]}),
+                                        "_rt-async-std"], "postgres": []}),
         # versions: several lines and a yanked newest
         C("openssl", "0.10.55", [D("ffi", "^0.9.90", package="openssl-sys"), D("libc", "^0.2")],
           {"default": [], "vendored": ["ffi/vendored"]}),
