@@ -149,7 +149,10 @@ class _Locks:
     def __enter__(self):
         try:
             for d in self.dirs:
-                fd = os.open(d, os.O_RDONLY)
+                try:
+                    fd = os.open(d, os.O_RDONLY)
+                except OSError as e:
+                    raise WriteError(f"{d}: cannot lock the workspace: {e.strerror or e}; nothing written") from None
                 self.fds.append(fd)
                 deadline = time.monotonic() + self.timeout
                 while True:

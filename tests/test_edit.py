@@ -385,7 +385,7 @@ def split_manifests(draw):
     if not items or items[-1][0].startswith("#"):
         items.append(('last = "1"\n', ""))
     deps += items + [("", "dep-end")]
-    targets_a = [("\n[target.'cfg(unix)'.dependencies]\n", ""), ('libc = "0.2"\n', "")]
+    targets_a = [("\n# unix only\n[target.'cfg(unix)'.dependencies]\n", ""), ('libc = "0.2"\n', "libc")]
     targets_b = [("\n[target.\"cfg(windows)\".dependencies]\n", ""), ('winapi = "0.3"\n', "")]
     order = draw(st.permutations(["deps", "a", "interrupt", "b", "ta", "tb"]))
     for part in order:
@@ -419,6 +419,7 @@ split_edits = st.sampled_from([
     Edit(F, "dependencies", "openssl", add={"version": "0.10.56", "features": ["vendored"]}),
     Edit(F, 'target.cfg(target_env = "musl").dependencies', "openssl", add={"version": "0.10.56", "features": ["vendored"]}),
     Edit(F, "target.cfg(unix).dependencies", "openssl", add={"version": "0.10.56"}),
+    Edit(F, "target.cfg(unix).dependencies", "libc", ("extra_traits",), (), False),
 ])
 
 
@@ -427,18 +428,18 @@ def _pattern(chunks, edit) -> str:
     edited entry's chunks (or the planned insertion point) free."""
     import re
 
-    target = "entry"
+    target = "libc" if edit.dependency == "libc" else "entry"
     if edit.add is not None:
         target = {"dependencies": "dep-end", "target.cfg(unix).dependencies": "unix-end"}.get(edit.table, "musl")
     out, marks = [], [i for i, (_, tag) in enumerate(chunks) if tag == "target-end"]
     for i, (c, tag) in enumerate(chunks):
-        if target == "unix-end" and tag == "target-end" and chunks[i - 1][0].startswith("libc"):
+        if target == "unix-end" and tag == "target-end" and chunks[i - 1][1] == "libc":
             out.append("(.*?)")
         elif target == "musl" and marks and i == marks[-1]:
             out.append("(.*?)")
-        elif tag == target and target in ("entry", "dep-end"):
+        elif tag == target and target in ("entry", "dep-end", "libc"):
             out.append("(.*?)")
-            if tag == "entry" and c.endswith("\n"):
+            if tag in ("entry", "libc") and c.endswith("\n"):
                 out.append(re.escape("\r\n" if c.endswith("\r\n") else "\n"))
             continue
         out.append(re.escape(c))
