@@ -442,3 +442,31 @@ def test_plan_from_a_workspace_run_applies_to_root_and_member(universe, tmp_path
     assert '"rustls-tls"' in (ws / "a/Cargo.toml").read_text()
     r = cli("--plan", str(plan), cwd=ws)                   # the files changed since: refused
     assert r.returncode == 2 and "changed since the plan was made" in r.stderr
+
+
+# -- the manifests, end to end ---------------------------------------------------------------
+
+SPLIT = ('[package]\r\nname = "app"\r\nversion = "0.1.0"\r\nedition = "2021"\r\n\r\n'
+         '[[bin]]\r\nname = "a"\r\npath = "src/lib.rs"\r\n\r\n'
+         "[target.'cfg(unix)'.dependencies]\r\nlibc = \"0.2\"\r\n\r\n"
+         '[[test]]\r\nname = "t"\r\npath = "src/lib.rs"\r\n\r\n'
+         '[[bin]]\r\nname = "b"\r\npath = "src/lib.rs"\r\n\r\n'
+         '[target."cfg(windows)".dependencies]\r\nserde_json = "1"\r\n\r\n'
+         '[dependencies]\r\nreqwest = "0.11"\r\n')
+
+
+@pytest.mark.parametrize("scope", [[], ["--scope", "musl"]])
+def test_split_arrays_and_target_tables_fixed_in_place(universe, tmp_path, scope):
+    srv, _ = universe
+    proj = write_project(tmp_path / "p", {"src/lib.rs": ""})
+    (proj / "Cargo.toml").write_bytes(SPLIT.encode())
+    r = cli(*scope, str(proj), "--index-url", srv.index_url)
+    assert r.returncode == 0, r.stderr
+    out = (proj / "Cargo.toml").read_bytes().decode()
+    if scope:        # a quoted target table, after the last target table, one blank line before the next header
+        at = SPLIT.index('serde_json = "1"\r\n') + len('serde_json = "1"\r\n')
+        assert out == SPLIT[:at] + ("\r\n[target.'cfg(target_env = \"musl\")'.dependencies]\r\n"
+                                    'reqwest = { version = "0.11", features = ["native-tls-vendored"] }\r\n') + SPLIT[at:]
+    else:
+        assert out == SPLIT.replace('reqwest = "0.11"', 'reqwest = { version = "0.11", features = ["native-tls-vendored"] }')
+    assert cli("--check", str(proj), "--index-url", srv.index_url).returncode == 0
