@@ -253,10 +253,13 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _same(real: Path, old: bytes) -> bool:
+    """Does the file still hold the bytes that were analysed?"""
     try:
         return sha256(real.read_bytes()) == sha256(old)
     except FileNotFoundError:
         return False
+    except OSError as e:
+        raise WriteError(f"{real}: cannot read it again before writing: {e.strerror or e}; nothing written") from None
 
 
 def write_all(changes: list[Change], *, allowed: list[Path], allow_dirty: bool,
@@ -328,8 +331,8 @@ def write_all(changes: list[Change], *, allowed: list[Path], allow_dirty: bool,
                     if t is not None:
                         try:
                             os.unlink(t)
-                        except FileNotFoundError:
-                            pass
+                        except OSError:
+                            pass            # gone already, or the directory turned read-only
     return [p.real for p in prepared]
 
 
