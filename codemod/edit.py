@@ -18,13 +18,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
-import stat
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .errors import CodemodError
 
@@ -859,23 +855,3 @@ def verify(old: str, new: str, edits: list[Edit], where: str, original: dict | N
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and rename over the target, keeping its mode."""
-    path = Path(path)
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
