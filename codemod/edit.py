@@ -193,14 +193,6 @@ class Stmt:
     def path(self) -> tuple[str, ...]:
         return self.table + self.key
 
-    @property
-    def line_end(self) -> int:
-        """The end of its text without the final newline."""
-        return self.end - (2 if self.text_ends_crlf else 1 if self.text_ends_lf else 0)
-
-    text_ends_crlf: bool = False
-    text_ends_lf: bool = False
-
 
 class _Scanner:
     def __init__(self, text: str):
@@ -393,9 +385,7 @@ class _Scanner:
         return out
 
     def _stmt(self, kind, start, end, table, **kw) -> Stmt:
-        crlf = self.t.startswith("\r\n", end - 2)
-        lf = not crlf and end > start and self.t[end - 1] == "\n"
-        return Stmt(kind, start, end, table, text_ends_crlf=crlf, text_ends_lf=lf, **kw)
+        return Stmt(kind, start, end, table, **kw)
 
 
 def scan(text: str) -> list[Stmt]:
