@@ -201,6 +201,8 @@ def batch_entries(job, r: Result, written: bool) -> list[dict]:
                      plan=doc["plan"] if (touched or culprits) else [])
         if r.plan.reason and status != "unfixable":
             entry.pop("reason", None)
+        if not entry["plan"]:
+            entry.pop("files", None)
         out.append(entry)
     return out
 
