@@ -395,13 +395,20 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
         written = False
         new_entries = None
         if plan.status == "fixable" and writing:
-            clash = [p for p in plan.texts if p in written_files]
-            if clash:
-                emit([{"manifest": str(clash[0]), "status": "error",
-                       "error": f"{clash[0]}: already edited by another workspace in this run; run again"}])
+            # a file this run already wrote is fine when it already holds this fix's text
+            clash = [p for p in plan.texts if p in written_files and p.read_bytes() != plan.texts[p].encode("utf-8")]
+            try:
+                if clash:
+                    raise CodemodError(f"{clash[0]}: already edited by another workspace in this run; run again")
+                new_entries = batch_entries(job, r, True)
+                _write(r, paths, args.allow_dirty, skip=written_files)
+            except CodemodError as e:
+                # this workspace is refused as a whole; the others go on
+                progress.clear()
+                print(f"error: {e}", file=sys.stderr)
+                emit([dict(entry, status="error", error=str(e)) if entry["status"] == "fixed" else entry
+                      for entry in (new_entries or batch_entries(job, r, True))])
                 continue
-            new_entries = batch_entries(job, r, True)
-            _write(plan.texts, args.allow_dirty)
             written_files.update(plan.texts)
             written = True
         results.append(r)
@@ -544,9 +551,10 @@ def _text_for(r, args, color: bool, written: bool) -> str:
     if plan.status == "unfixable":
         print(f"{r.manifest}: cannot fix: {plan.reason}", file=sys.stderr)
         return ""
-    originals = {}
-    for path in plan.texts:
-        originals[path] = path.read_text(encoding="utf-8") if not written else None
+    analysed = {m.path: m.text for m in r.workspace.manifests.values()}
+    analysed.setdefault(r.workspace.root.path, r.workspace.root.text)
+    originals = {path: analysed.get(path) if analysed.get(path) is not None else path.read_bytes().decode("utf-8")
+                 for path in plan.texts} if not written else {}
     if args.dry_run or args.check:
         for path, new in plan.texts.items():
             out.append(unified_diff(path, originals[path], new, color))
@@ -563,68 +571,113 @@ def _text_for(r, args, color: bool, written: bool) -> str:
     return "".join(out)
 
 
-def _dirty(path: Path) -> bool:
-    import subprocess
+def _write(r, paths: list[Path], allow_dirty: bool, skip: set[Path] = frozenset()) -> None:
+    """Write one workspace's fix as a transaction, confined to the project being fixed (files in
+    `skip` were written earlier in this run and already hold the text)."""
+    from .write import Change, WriteError, allowed_dirs, write_all
+
+    originals = {m.path: m.text for m in r.workspace.manifests.values()}
+    originals.setdefault(r.workspace.root.path, r.workspace.root.text)
+    changes = []
+    for path, text in r.plan.texts.items():
+        if path in skip:
+            continue
+        if path not in originals:
+            raise WriteError(f"{path}: edited by the plan but never read; nothing written")
+        changes.append(Change(path, originals[path].encode("utf-8"), text.encode("utf-8")))
+    write_all(changes, allowed=allowed_dirs(paths, [r.workspace.root.dir]), allow_dirty=allow_dirty)
+
+
+_SHA = set("0123456789abcdef")
+
+
+def _sha_field(value, what: str, plan: Path) -> str:
+    from .edit import EditError
+
+    if not isinstance(value, str) or len(value) != 64 or not set(value) <= _SHA:
+        raise EditError(f"{plan}: {what} must be a sha256 (64 lowercase hex digits)")
+    return value
+
+
+def _read_plan(plan: Path) -> tuple[dict[Path, str], dict[Path, list]]:
+    """The plan document, validated: (sha256 of each file it edits, the edits of each file)."""
+    from .edit import Edit, EditError
 
     try:
-        proc = subprocess.run(["git", "status", "--porcelain", "--", path.name], cwd=path.parent,
-                              capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return proc.returncode == 0 and bool(proc.stdout.strip())
-
-
-def _write(texts: dict[Path, str], allow_dirty: bool) -> None:
-    from .edit import EditError, write_atomic
-
-    if not allow_dirty:
-        for path in texts:
-            if _dirty(path):
-                raise EditError(f"{path}: has uncommitted changes; commit or stash them first, or pass --allow-dirty")
-    for path, text in texts.items():
-        write_atomic(path, text)
+        doc = json.loads(plan.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EditError(f"{plan}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise EditError(f"{plan}: not a plan document: {e}") from None
+    items = doc if isinstance(doc, list) else [doc]
+    shas: dict[Path, str] = {}
+    by_file: dict[Path, list[Edit]] = {}
+    for n, item in enumerate(items, 1):
+        where = f"{plan}: plan {n}" if len(items) > 1 else f"{plan}"
+        if not isinstance(item, dict) or not isinstance(item.get("manifest"), str):
+            raise EditError(f"{where}: each plan needs `manifest`, `files` (or `manifest_sha256`) and `plan`")
+        declared: dict[Path, str] = {}
+        files = item.get("files")
+        if files is not None:
+            if not isinstance(files, dict):
+                raise EditError(f"{where}: `files` must map each file to its sha256")
+            for f, digest in files.items():
+                declared[Path(f).resolve()] = _sha_field(digest, f"`files.{f}`", plan)
+        if "manifest_sha256" in item:
+            declared.setdefault(Path(item["manifest"]).resolve(), _sha_field(item["manifest_sha256"], "`manifest_sha256`", plan))
+        remedies = item.get("plan", [])
+        if not isinstance(remedies, list):
+            raise EditError(f"{where}: `plan` must be a list of remedies")
+        for k, rem in enumerate(remedies, 1):
+            if not isinstance(rem, dict) or not isinstance(rem.get("edits", []), list):
+                raise EditError(f"{where}, remedy {k}: must be an object with a list of `edits`")
+            for j, e in enumerate(rem.get("edits", []), 1):
+                try:
+                    edit = Edit.from_json(e)
+                except EditError as err:
+                    raise EditError(f"{where}, remedy {k}, edit {j}: {err}") from None
+                path = Path(edit.file).resolve()
+                if path not in declared:
+                    raise EditError(f"{where}: edits {edit.file} but gives no sha256 for it "
+                                    f"(list every edited file under `files`); nothing written")
+                if shas.get(path, declared[path]) != declared[path]:
+                    raise EditError(f"{where}: two different sha256 for {edit.file}")
+                shas[path] = declared[path]
+                edits = by_file.setdefault(path, [])
+                if edit.as_json() not in [x.as_json() for x in edits]:     # a shared root edit is listed per member
+                    edits.append(edit)
+    return shas, by_file
 
 
 def _apply_plan_file(args) -> int:
-    from .edit import Edit, EditError, apply_edits, sha256
+    from .edit import EditError, apply_edits, sha256
     from .report import unified_diff
+    from .write import Change, allowed_dirs, confine, write_all
 
-    try:
-        doc = json.loads(args.plan.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EditError(f"{args.plan}: no such file") from None
-    except (OSError, ValueError) as e:
-        raise EditError(f"{args.plan}: not a plan document: {e}") from None
-    items = doc if isinstance(doc, list) else [doc]
-    by_file: dict[Path, list[Edit]] = {}
-    for item in items:
-        if not isinstance(item, dict) or "manifest" not in item:
-            raise EditError(f"{args.plan}: each plan needs `manifest`, `manifest_sha256` and `plan`")
-        manifest = Path(item["manifest"])
-        try:
-            data = manifest.read_bytes()
-        except FileNotFoundError:
-            raise EditError(f"{manifest}: no such file (named by {args.plan})") from None
-        want = item.get("manifest_sha256")
-        if want is not None and sha256(data) != want:
-            raise EditError(f"{manifest}: changed since the plan was made (sha256 differs); make the plan again")
-        for rem in item.get("plan", []):
-            for e in rem.get("edits", []):
-                edit = Edit.from_json(e)
-                by_file.setdefault(Path(edit.file).resolve(), []).append(edit)
-    texts = {}
+    shas, by_file = _read_plan(args.plan)
+    allowed = allowed_dirs(list(args.paths) or [Path(".")])
+    for path in by_file:
+        confine(path, allowed)
+    texts: dict[Path, tuple[bytes, str, str]] = {}
     for path, edits in by_file.items():
         try:
-            old = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
             raise EditError(f"{path}: no such file (named by {args.plan})") from None
-        texts[path] = (old, apply_edits(old, edits, str(path)))
+        if sha256(data) != shas[path]:
+            raise EditError(f"{path}: changed since the plan was made (sha256 differs); make the plan again")
+        try:
+            old = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise EditError(f"{path}: not UTF-8: {e}") from None
+        texts[path] = (data, old, apply_edits(old, edits, str(path)))
     if args.dry_run or args.check:
         color = _color(args)
-        sys.stdout.write("".join(unified_diff(p, old, new, color) for p, (old, new) in texts.items()))
-        changed = any(old != new for old, new in texts.values())
+        sys.stdout.write("".join(unified_diff(p, old, new, color) for p, (_, old, new) in texts.items()))
+        changed = any(old != new for _, old, new in texts.values())
         return EXIT_CHECK if args.check and changed else EXIT_OK
-    _write({p: new for p, (old, new) in texts.items() if old != new}, args.allow_dirty)
+    write_all([Change(p, data, new.encode("utf-8")) for p, (data, _, new) in texts.items()],
+              allowed=allowed, allow_dirty=args.allow_dirty)
     for p in texts:
         print(f"{p}: plan applied")
     return EXIT_OK

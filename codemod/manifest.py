@@ -86,7 +86,7 @@ def load_manifest(path: Path, texts: dict[Path, str] | None = None) -> Manifest:
     except (OSError, UnicodeDecodeError) as e:
         raise ManifestError(f"{path}: cannot read: {e}") from None
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(text.removeprefix("\ufeff"))      # cargo accepts a UTF-8 BOM
     except tomllib.TOMLDecodeError as e:
         raise ManifestError(f"{path}: invalid TOML: {e}") from None
     _check_shape(path, data)

@@ -88,7 +88,7 @@ class Checker:
         for path, es in by_file.items():
             original = self.originals.get(path)
             if original is None:
-                original = path.read_text(encoding="utf-8")
+                original = path.read_bytes().decode("utf-8")       # no newline translation: CRLF stays
                 self.originals[path] = original
             out[path] = apply_edits(original, es, str(path))
         return out

@@ -27,6 +27,8 @@ def result_json(r: Result, status: str | None = None) -> dict:
                            "host_only": [c.as_json() for c in x.host_only]} for x in r.analyses]
     if r.plan is not None:
         doc["manifest_sha256"] = r.manifest_sha256
+        if r.plan.edits:
+            doc["files"] = edited_files(r)
         doc["status"] = status or plan_status(r, written=False)
         doc["plan"] = [rem.as_json() for rem in r.plan.remedies]
         if r.plan.reason:
@@ -34,6 +36,21 @@ def result_json(r: Result, status: str | None = None) -> dict:
         if r.plan.warnings:
             doc["warnings"] = list(r.plan.warnings)
     return doc
+
+
+def edited_files(r: Result) -> dict[str, str]:
+    """The sha256 of every file the plan edits, as it was analysed: `--plan` applies the plan
+    only to exactly these bytes."""
+    from .edit import sha256
+
+    analysed = {m.path: m.text for m in r.workspace.manifests.values()}
+    analysed.setdefault(r.workspace.root.path, r.workspace.root.text)
+    out = {}
+    for e in r.plan.edits:
+        if e.file not in out:
+            text = analysed.get(Path(e.file).resolve())
+            out[e.file] = sha256(text.encode("utf-8") if text is not None else Path(e.file).read_bytes())
+    return out
 
 
 def plan_status(r: Result, written: bool) -> str:
@@ -243,6 +260,8 @@ def batch_entries(job, r: Result, written: bool) -> list[dict]:
                      plan=doc["plan"] if (touched or culprits) else [])
         if r.plan.reason and status != "unfixable":
             entry.pop("reason", None)
+        if not entry["plan"]:
+            entry.pop("files", None)
         out.append(entry)
     return out
 

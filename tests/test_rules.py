@@ -2,6 +2,7 @@
 remedies are snapshot-tested end to end (dry-run diff and JSON plan)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from codemod.rules import RuleError, load_rules, parse_rules
 
 ROOT = Path(__file__).resolve().parent.parent
+CHECKOUT = dict(os.environ, PYTHONPATH=str(ROOT))      # run this checkout's code from any directory
 FIXTURE = json.loads((ROOT / "tests/fixtures/rule-features.json").read_text())["crates"]
 RULES = load_rules()
 
@@ -133,9 +135,10 @@ def test_rule_snapshot(rule, kind, line, universe, tmp_path, snapshot):
     (proj / "src/lib.rs").write_text("")
     (proj / "Cargo.toml").write_text(f'[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n{line}\n')
     args = [sys.executable, "-m", "codemod", "--dry-run", "--strategy", STRATEGY[kind], "--index-url", srv.index_url, "app"]
-    diff = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    diff = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=CHECKOUT)
     assert diff.returncode == 0, diff.stderr
-    plan = subprocess.run(args + ["--format", "json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    plan = subprocess.run(args + ["--format", "json"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=CHECKOUT)
     doc = json.loads(plan.stdout)
     remedies = doc["plan"]
     assert remedies and all(r["remedy"] == kind for r in remedies)
@@ -153,7 +156,7 @@ def test_notes_only_rules_reach_the_user(crate, universe, tmp_path):
     (proj / "src/lib.rs").write_text("")
     (proj / "Cargo.toml").write_text(f'[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n{crate} = "0.5"\n')
     r = subprocess.run([sys.executable, "-m", "codemod", "--dry-run", "--format", "json", "--index-url", srv.index_url, "app"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120, env=CHECKOUT)
     doc = json.loads(r.stdout)
     assert doc["status"] == "would-fix"
     notes = [n for rem in doc["plan"] for n in rem["notes"]]
