@@ -83,6 +83,7 @@ class Package:
     yanked: bool = False
     raw_features: dict[str, list[str]] = field(default_factory=dict)
     rust_version: str | None = None
+    checksum: str | None = None            # the index line's `cksum` (sha256 of the .crate), for Cargo.lock
 
     @property
     def name(self) -> str:
