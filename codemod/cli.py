@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="no network: read cargo's own index cache ($CARGO_HOME/registry/index)")
     p.add_argument("--locked", action="store_true", help="use only versions in Cargo.lock; fail if a crate is not locked")
     p.add_argument("--frozen", action="store_true", help="--offline and --locked")
+    p.add_argument("--no-update-lock", action="store_true",
+                   help="leave Cargo.lock as it is (by default a fix updates it as `cargo add` would)")
     p.add_argument("--prefetch", choices=("off", "normal", "features", "all"), default="features",
                    help="fetch what crates will likely need before the resolver asks: off; normal (non-optional "
                         "dependencies); features (also optional ones the asked-for features turn on; default); all")
@@ -232,7 +234,10 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     opts = Options(target=targets[0], extra_targets=tuple(targets[1:]), blocker=args.blocker, features=features,
                    all_features=args.all_features, no_default_features=args.no_default_features, dev=args.dev,
                    workspace=args.workspace, packages=tuple(args.package), strategy=args.strategy,
-                   locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude))
+                   locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude),
+                   lock="off" if args.explain else "keep" if args.no_update_lock else "update",
+                   lock_writer=os.environ.get("CARGO_STATIC_FIX_LOCK_WRITER") or ("builtin" if args.index_url else "auto"),
+                   offline=args.offline or args.frozen, locked_flag="--frozen" if args.frozen else "--locked")
     jobs, failures = plan_jobs(paths)
     early.join()
     started = time.perf_counter()
@@ -276,6 +281,7 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
                 continue
             new_entries = batch_entries(job, r, True)
             _write(plan.texts, args.allow_dirty)
+            _write_lock(r.lock)          # Cargo.lock: one more file of the same fix, right after its manifests
             written_files.update(plan.texts)
             written = True
         results.append(r)
@@ -410,7 +416,29 @@ def _text_for(r, args, color: bool, written: bool) -> str:
         for rem in plan.remedies:
             out.append(f"{r.manifest}: fixed: {rem.reason}\n")
             out.extend(f"  note: {n}\n" for n in rem.notes)
+    out.extend(_lock_lines(r, args, written))
     return "".join(out)
+
+
+def _lock_lines(r, args, written: bool) -> list[str]:
+    """What happened to Cargo.lock (stdout when written; stderr, like `would fix`, when not)."""
+    from .run import display_path
+
+    lock_path = r.workspace.lock_path
+    if args.no_update_lock:
+        if lock_path.is_file():
+            line = f"{display_path(lock_path)}: not updated (--no-update-lock); cargo will update it on the next build\n"
+            if written:
+                return [line]
+            print(line, end="", file=sys.stderr)
+        return []
+    if r.lock is None:
+        return []
+    how = "" if r.lock.via == "cargo" else f" (without cargo: {r.lock.note})" if r.lock.note else ""
+    if written:
+        return [f"{display_path(lock_path)}: updated: {r.lock.summary()}{how}\n"]
+    print(f"{display_path(lock_path)}: would update: {r.lock.summary()}{how}", file=sys.stderr)
+    return []
 
 
 def _dirty(path: Path) -> bool:
@@ -433,6 +461,14 @@ def _write(texts: dict[Path, str], allow_dirty: bool) -> None:
                 raise EditError(f"{path}: has uncommitted changes; commit or stash them first, or pass --allow-dirty")
     for path, text in texts.items():
         write_atomic(path, text)
+
+
+def _write_lock(update) -> None:
+    """Cargo.lock's new text (run.Result.lock), written after the manifests of the same fix."""
+    from .edit import write_atomic
+
+    if update is not None:
+        write_atomic(update.path, update.new)
 
 
 def _apply_plan_file(args) -> int:
