@@ -1,0 +1,200 @@
+"""Cargo.lock after a fix: cargo must accept it as it is (`cargo tree --locked`), every version
+that was locked stays locked, and the lock the built-in writer makes is the one cargo makes.
+
+Each case: cargo makes the lock against the fixture registry, the CLI applies the fix (with cargo
+doing the lock update, or with the built-in writer), then cargo checks the result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from codemod.cli import main
+from codemod.lockwrite import lock_changes
+from conftest import cargo_available
+from fixture_registry import cargo_home, write_project
+from test_cargo_differential import REQ, cargo, cargo_blocker_features, pkg
+
+pytestmark = [
+    pytest.mark.cargo,
+    pytest.mark.skipif(not cargo_available(), reason="cargo is not installed: the lock tests need it as the oracle"),
+]
+
+MUSL = "x86_64-unknown-linux-musl"
+WORKSPACE = {"Cargo.toml": '[workspace]\nmembers = ["a", "b"]\nresolver = "2"\n',
+             "a/Cargo.toml": pkg("a", 'reqwest = { version = "0.11", default-features = false, features = ["rustls-tls"] }'),
+             "b/Cargo.toml": pkg("b", 'reqwest = "0.11"\nlibc = "0.2"')}
+
+
+@dataclass
+class Case:
+    id: str
+    files: dict[str, str]
+    strategy: str
+    added: set[str]                                  # names the lock gains
+    removed: set[str] = field(default_factory=set)   # names it loses (at least these)
+    prepare: list[list[str]] = field(default_factory=list)   # cargo commands after generate-lockfile
+    member_gains: dict[str, str] = field(default_factory=dict)  # member -> a dependency its entry gains
+
+
+CASES = [
+    # openssl 0.10.55 / openssl-sys 0.9.90 locked while newer versions exist: they must stay; the
+    # vendored build adds openssl-src and its build dependency cc
+    Case("vendored", {"Cargo.toml": pkg("hello", REQ)}, "vendored", {"openssl-src", "cc"},
+         prepare=[["update", "-p", "openssl", "--precise", "0.10.55"], ["update", "-p", "openssl-sys", "--precise", "0.9.90"]]),
+    Case("rustls", {"Cargo.toml": pkg("hello", REQ)}, "rustls", {"rustls", "hyper-rustls"},
+         {"native-tls", "hyper-tls", "tokio-native-tls", "openssl", "openssl-sys", "openssl-probe", "schannel",
+          "security-framework", "openssl-macros", "cc", "pkg-config"}),
+    Case("openssl-dep", {"Cargo.toml": pkg("hello", 'native-tls = "0.2"')}, "openssl-dep", {"openssl-src"},
+         member_gains={"hello": "openssl"}),
+    Case("workspace-rustls", WORKSPACE, "rustls", set(), {"native-tls", "hyper-tls", "tokio-native-tls", "openssl-sys"}),
+    Case("workspace-openssl-dep", WORKSPACE, "openssl-dep", {"openssl-src"}, member_gains={"b": "openssl"}),
+]
+
+
+def _names(text: str) -> set[tuple[str, str, str | None]]:
+    return {(p["name"], p["version"], p.get("source")) for p in tomllib.loads(text)["package"]}
+
+
+def _deps(text: str, name: str) -> list[str]:
+    return next(p.get("dependencies", []) for p in tomllib.loads(text)["package"] if p["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def home(universe, tmp_path_factory):
+    srv, _ = universe
+    return cargo_home(tmp_path_factory.mktemp("cargo"), srv)
+
+
+def _locked_project(case: Case, fmt: int, home: Path, root: Path) -> str:
+    write_project(root, case.files)
+    r = cargo(["generate-lockfile"], root, home)
+    assert r.returncode == 0, r.stderr
+    for cmd in case.prepare:
+        r = cargo(cmd, root, home)
+        assert r.returncode == 0, r.stderr
+    lock = root / "Cargo.lock"
+    text = lock.read_text()
+    assert "version = 4\n" in text
+    if fmt == 3:
+        text = text.replace("version = 4\n", "version = 3\n", 1)
+        lock.write_text(text)
+        assert cargo(["tree", "--locked"], root, home).returncode == 0
+    return text
+
+
+def _fix(root: Path, case: Case, writer: str, monkeypatch, capsys, *extra: str) -> tuple[int, str, str]:
+    monkeypatch.setenv("CARGO_STATIC_FIX_LOCK_WRITER", writer)
+    code = main([str(root), "--strategy", case.strategy, "--allow-dirty", *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("fmt", [3, 4])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_lock_after_fix(case: Case, fmt: int, universe, home, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CARGO_HOME", str(home))
+    results = {}
+    for writer in ("cargo", "builtin"):
+        root = tmp_path / writer
+        before = _locked_project(case, fmt, home, root)
+        code, out, err = _fix(root, case, writer, monkeypatch, capsys)
+        assert code == 0, err
+        after = (root / "Cargo.lock").read_text()
+        assert "Cargo.lock: updated:" in out, out
+        results[writer] = after
+        # cargo takes the lock as it is: nothing left to add, remove or change
+        r = cargo(["tree", "--locked", "-e", "normal,build,dev"], root, home)
+        assert r.returncode == 0, (writer, r.stderr, after)
+        r = cargo(["tree", "--locked", "--offline", "--target", MUSL], root, home)
+        assert r.returncode == 0, (writer, r.stderr)
+        # every version that was locked is still locked, or gone with everything of its name
+        added, removed, changed = lock_changes(before, after)
+        assert changed == ()
+        old, new = _names(before), _names(after)
+        assert {k for k in old if k[0] in {n[0] for n in new}} <= new
+        assert {k[0] for k in new - old} == case.added
+        assert case.removed <= {k[0] for k in old - new}
+        for member, dep in case.member_gains.items():
+            assert dep not in _deps(before, member) and dep in _deps(after, member)
+        # and the fix itself holds
+        versions, feats = cargo_blocker_features(root, home, MUSL, ["--workspace"])
+        assert not versions or "vendored" in feats
+        if writer == "builtin":
+            assert (f"version = {fmt}\n") in after          # the file's own format
+    # the built-in writer writes what cargo writes (cargo moves a v3 lock to v4 when it writes one)
+    assert results["builtin"] == results["cargo"].replace("version = 4\n", f"version = {fmt}\n", 1)
+
+
+def test_without_cargo_on_path(universe, home, tmp_path, monkeypatch, capsys):
+    """No cargo installed: the built-in writer does it, and says so."""
+    case = CASES[0]
+    monkeypatch.setenv("CARGO_HOME", str(home))
+    before = _locked_project(case, 4, home, tmp_path)
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("git", "python3"):
+        if shutil.which(tool):
+            os.symlink(shutil.which(tool), bare / tool)
+    monkeypatch.setenv("PATH", str(bare))
+    monkeypatch.delenv("CARGO_STATIC_FIX_LOCK_WRITER", raising=False)
+    code = main([str(tmp_path), "--strategy", case.strategy, "--allow-dirty"])
+    out, err = capsys.readouterr()
+    monkeypatch.undo()
+    assert code == 0, err
+    assert "(without cargo: cargo is not installed)" in out
+    after = (tmp_path / "Cargo.lock").read_text()
+    assert {k[0] for k in _names(after) - _names(before)} == {"openssl-src", "cc"}
+    r = cargo(["tree", "--locked"], tmp_path, home)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("flag", ["--locked", "--frozen"])
+def test_locked_refuses_a_lock_change(flag, universe, home, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CARGO_HOME", str(home))
+    before = _locked_project(CASES[0], 4, home, tmp_path)
+    manifest = (tmp_path / "Cargo.toml").read_text()
+    code, out, err = _fix(tmp_path, CASES[0], "auto", monkeypatch, capsys, flag)
+    assert code == 2
+    assert f"needs to be updated but {flag} was passed to prevent this" in err
+    assert (tmp_path / "Cargo.lock").read_text() == before
+    assert (tmp_path / "Cargo.toml").read_text() == manifest
+
+
+def test_locked_accepts_a_fix_the_lock_already_holds(universe, home, tmp_path, monkeypatch, capsys):
+    """openssl-dep on a project whose lock already has openssl, openssl-src and cc in the build:
+    only the member's own dependency list changes, which --locked still refuses; with the lock
+    already matching (a second run) there is nothing to refuse."""
+    monkeypatch.setenv("CARGO_HOME", str(home))
+    case = CASES[0]
+    _locked_project(case, 4, home, tmp_path)
+    code, out, err = _fix(tmp_path, case, "auto", monkeypatch, capsys)
+    assert code == 0, err
+    code, out, err = _fix(tmp_path, case, "auto", monkeypatch, capsys, "--locked")
+    assert code == 0, err
+    assert "nothing to do" in out
+
+
+def test_no_update_lock(universe, home, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CARGO_HOME", str(home))
+    before = _locked_project(CASES[0], 4, home, tmp_path)
+    code, out, err = _fix(tmp_path, CASES[0], "auto", monkeypatch, capsys, "--no-update-lock")
+    assert code == 0, err
+    assert "Cargo.lock: not updated (--no-update-lock)" in out
+    assert (tmp_path / "Cargo.lock").read_text() == before
+    assert "native-tls-vendored" in (tmp_path / "Cargo.toml").read_text()
+
+
+def test_dry_run_says_what_the_lock_would_get(universe, home, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CARGO_HOME", str(home))
+    before = _locked_project(CASES[1], 4, home, tmp_path)
+    code, out, err = _fix(tmp_path, CASES[1], "builtin", monkeypatch, capsys, "--dry-run")
+    assert code == 0, err
+    assert "Cargo.lock: would update: adds hyper-rustls 0.24.1, rustls 0.21.6; removes " in err
+    assert (tmp_path / "Cargo.lock").read_text() == before
