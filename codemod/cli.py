@@ -434,6 +434,9 @@ def _lock_lines(r, args, written: bool) -> list[str]:
         return []
     if r.lock is None:
         return []
+    if r.lock.new is None:
+        print(f"warning: {display_path(lock_path)}: {r.lock.summary()}", file=sys.stderr)
+        return []
     how = "" if r.lock.via == "cargo" else f" (without cargo: {r.lock.note})" if r.lock.note else ""
     if written:
         return [f"{display_path(lock_path)}: updated: {r.lock.summary()}{how}\n"]
@@ -467,7 +470,7 @@ def _write_lock(update) -> None:
     """Cargo.lock's new text (run.Result.lock), written after the manifests of the same fix."""
     from .edit import write_atomic
 
-    if update is not None:
+    if update is not None and update.new is not None:
         write_atomic(update.path, update.new)
 
 

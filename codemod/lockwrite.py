@@ -51,7 +51,7 @@ class LockUpdate:
 
     path: Path
     old: str
-    new: str
+    new: str | None                  # None: the lock needs an update this tool could not write (see note)
     via: str                         # "cargo" | "builtin"
     added: tuple[str, ...] = ()      # "name version"
     removed: tuple[str, ...] = ()
@@ -59,6 +59,8 @@ class LockUpdate:
     note: str = ""                   # why cargo was not used, when it was not
 
     def summary(self) -> str:
+        if self.new is None:
+            return f"not updated: {self.note}"
         parts = []
         if self.added:
             parts.append("adds " + ", ".join(self.added))
@@ -99,7 +101,12 @@ def lock_for_fix(ws, texts: dict[Path, str], old_res, new_res, index=None, *, wr
                 note = str(e)
             else:
                 return _update(path, old, new, "cargo")
-    new = _updated_text(old, old_res, new_res, index, str(path))
+    try:
+        new = _updated_text(old, old_res, new_res, index, str(path))
+    except LockError as e:
+        # The fix stands without it: cargo completes the lock on the next build (not with --locked).
+        reason = f"{e}; {note}" if note else str(e)
+        return LockUpdate(path, old, None, "builtin", note=reason)
     return _update(path, old, new, "builtin", note)
 
 
@@ -205,7 +212,8 @@ def lock_graph(res) -> dict:
     the dependency resolver's edges (all platforms, all features, members' dev-dependencies),
     each with the packages it depends on."""
     children: dict = {}
-    for (parent, _i), child in res.edges.items():
+    # pass 1's edges: features asked on the command line (`-F dep/feature`) never reach the lock
+    for (parent, _i), child in (getattr(res, "lock_edges", None) or res.edges).items():
         children.setdefault(parent, set()).add(child)
     out: dict = {}
     todo = list(res.input.members)
@@ -367,14 +375,11 @@ def _source(registry: str | None, where: str, name: str) -> str:
 
 
 def _updated_text(text: str, old_res, new_res, index, where: str) -> str:
-    if getattr(new_res, "skipped", None):
-        raise LockError(f"{where}: the index lacks crates the lock would need ({new_res.skipped[0]}); "
-                        "run `cargo update --workspace` after the fix")
     lock = _Lock(text, where)
     g0, g1 = lock_graph(old_res), lock_graph(new_res)
     registry_of = {}
     for res in (new_res,):
-        for (parent, i), child in res.edges.items():
+        for (parent, i), child in (getattr(res, "lock_edges", None) or res.edges).items():
             if not child.path:
                 registry_of.setdefault(child, res.deps_of(parent)[i].registry)
     blocks = lock.keys()
@@ -415,6 +420,14 @@ def _updated_text(text: str, old_res, new_res, index, where: str) -> str:
             new_blocks.append(block)
         elif after != before:
             block.deps = (block.deps - (before - after)) | (after - before)
+    # A dependency the index could not answer (another platform's crate a snapshot lacks) is
+    # already in the lock where nothing changes; a new or changed entry would miss it.
+    touched = {b.key[0] for b in new_blocks} | {k1[p][0] for p in g1 if p in g0 and
+                                               {k1[c] for c in g1[p]} != {k0[c] for c in g0[p]}}
+    for skipped in getattr(new_res, "skipped", ()):
+        if skipped.split(" → ", 1)[0] in touched:
+            raise LockError(f"the index data lacks a dependency the new entries need ({skipped}); "
+                            "`cargo update --workspace` will complete the lock")
     # packages nothing reaches any more go, as cargo drops them
     reach, todo = set(), [k for k in blocks if k[2] is None]
     while todo:

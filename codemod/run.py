@@ -157,8 +157,9 @@ def _lock_update(ws: Workspace, opts: Options, index, before, after, texts):
     except LockError as e:
         raise ResolveError(str(e)) from None
     if update is not None and opts.locked:
+        what = f"the fix {update.summary()}" if update.new is not None else update.note
         raise ResolveError(f"the lock file {ws.lock_path} needs to be updated but {opts.locked_flag} was passed to "
-                           f"prevent this (the fix {update.summary()})")
+                           f"prevent this ({what})")
     return None if opts.lock == "keep" else update
 
 

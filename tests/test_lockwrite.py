@@ -198,3 +198,106 @@ def test_dry_run_says_what_the_lock_would_get(universe, home, tmp_path, monkeypa
     assert code == 0, err
     assert "Cargo.lock: would update: adds hyper-rustls 0.24.1, rustls 0.21.6; removes " in err
     assert (tmp_path / "Cargo.lock").read_text() == before
+
+
+# -- every fix of the differential scenarios --------------------------------------------------
+
+from test_cargo_differential import FIX_SCENARIOS, cargo_flags  # noqa: E402
+
+
+@pytest.mark.parametrize("strategy", ["auto", "rustls", "openssl-dep"])
+@pytest.mark.parametrize("sc", FIX_SCENARIOS, ids=[s.id for s in FIX_SCENARIOS])
+def test_builtin_lock_matches_cargo_for_every_fix(sc, strategy, universe, home, tmp_path, monkeypatch):
+    """The built-in writer's lock after each fix of test_cargo_confirms_the_fix is the text
+    `cargo update --workspace` writes, and `cargo tree --locked` takes it."""
+    from codemod.registry import open_index
+    from codemod.run import Options, analyze_manifest
+
+    srv, _ = universe
+    monkeypatch.setenv("CARGO_HOME", str(home))
+    write_project(tmp_path, sc.files)
+    assert cargo(["generate-lockfile"], tmp_path, home).returncode == 0
+    opts = Options(target=sc.target, strategy=strategy, lock="update",
+                   **{k: v for k, v in sc.args.items() if k != "packages"})
+    texts = {}
+    for writer in ("builtin", "cargo"):
+        result = analyze_manifest(tmp_path, replace_writer(opts, writer), open_index(srv.index_url), plan=True)
+        if result.plan.status != "fixable":
+            assert strategy == "rustls", result.plan.reason
+            return
+        texts[writer] = result.lock.new if result.lock is not None else None
+    assert texts["builtin"] == texts["cargo"]
+    for path, text in result.plan.texts.items():
+        path.write_text(text)
+    if texts["builtin"] is not None:
+        (tmp_path / "Cargo.lock").write_text(texts["builtin"])
+    r = cargo(["tree", "--locked", "-e", "normal,build,dev", *cargo_flags(sc.args)], tmp_path, home)
+    assert r.returncode == 0, r.stderr
+
+
+def replace_writer(opts, writer):
+    from dataclasses import replace
+
+    return replace(opts, lock_writer=writer)
+
+
+# -- the built-in writer on the older formats and on CRLF --------------------------------------
+
+
+def to_v1(text: str) -> str:
+    """A v2+ lock in the v1 encoding (full dependency strings, checksums in [metadata]), as cargo
+    writes it: cargo 1.95 accepts the result with --locked."""
+    pkgs = tomllib.loads(text)["package"]
+    by_name: dict[str, list[dict]] = {}
+    for p in pkgs:
+        by_name.setdefault(p["name"], []).append(p)
+
+    def full(d: str) -> str:
+        parts = d.split(" ")
+        c = [c for c in by_name[parts[0]] if len(parts) == 1 or c["version"] == parts[1]][0]
+        return f'{c["name"]} {c["version"]}' + (f' ({c["source"]})' if c.get("source") else "")
+
+    out, meta = "", {}
+    for p in pkgs:
+        out += f'[[package]]\nname = "{p["name"]}"\nversion = "{p["version"]}"\n'
+        if p.get("source"):
+            out += f'source = "{p["source"]}"\n'
+            meta[f'checksum {p["name"]} {p["version"]} ({p["source"]})'] = p["checksum"]
+        deps = sorted(full(d) for d in p.get("dependencies", []))
+        if deps:
+            out += "dependencies = [\n" + "".join(f' "{d}",\n' for d in deps) + "]\n"
+        out += "\n"
+    return out + "[metadata]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in sorted(meta.items()))
+
+
+FORMATS = {
+    "v1": to_v1,
+    "v2": lambda t: t.replace("version = 4\n\n", "", 1),
+    "v4-crlf": lambda t: t.replace("\n", "\r\n"),
+}
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("case", [CASES[0], CASES[1]], ids=["vendored", "rustls"])
+def test_builtin_keeps_older_formats(case, fmt, universe, home, tmp_path, monkeypatch, capsys):
+    """The built-in writer keeps the file's format; the text is cargo's own v4 result in that
+    format (`cargo tree --locked` alone would not tell: it compares what the lock means, not its bytes)."""
+    monkeypatch.setenv("CARGO_HOME", str(home))
+    _locked_project(case, 4, home, tmp_path / "cargo")
+    code, out, err = _fix(tmp_path / "cargo", case, "cargo", monkeypatch, capsys)
+    assert code == 0, err
+    expected = FORMATS[fmt]((tmp_path / "cargo" / "Cargo.lock").read_text())
+
+    root = tmp_path / "builtin"
+    _locked_project(case, 4, home, root)
+    lock = root / "Cargo.lock"
+    lock.write_bytes(FORMATS[fmt](lock.read_text()).encode())
+    before = lock.read_bytes().decode()
+    assert cargo(["tree", "--locked"], root, home).returncode == 0       # cargo takes the old format as it is
+    code, out, err = _fix(root, case, "builtin", monkeypatch, capsys)
+    assert code == 0, err
+    after = lock.read_bytes().decode()
+    assert after == expected
+    assert lock_changes(before, after)[2] == ()
+    r = cargo(["tree", "--locked", "-e", "normal,build,dev"], root, home)
+    assert r.returncode == 0, (r.stderr, after)
