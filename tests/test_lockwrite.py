@@ -53,6 +53,8 @@ CASES = [
           "security-framework", "openssl-macros", "cc", "pkg-config"}),
     Case("openssl-dep", {"Cargo.toml": pkg("hello", 'native-tls = "0.2"')}, "openssl-dep", {"openssl-src"},
          member_gains={"hello": "openssl"}),
+    # a second version of a locked name: every entry naming openssl-src now needs "name version"
+    Case("second-version", {"Cargo.toml": pkg("hello", REQ + '\nopenssl-src = "300"')}, "vendored", {"openssl-src"}),
     Case("workspace-rustls", WORKSPACE, "rustls", set(), {"native-tls", "hyper-tls", "tokio-native-tls", "openssl-sys"}),
     Case("workspace-openssl-dep", WORKSPACE, "openssl-dep", {"openssl-src"}, member_gains={"b": "openssl"}),
 ]
