@@ -58,6 +58,10 @@ class LockUpdate:
     changed: tuple[str, ...] = ()    # "name old → new": a locked version the edit itself replaced
     note: str = ""                   # why cargo was not used, when it was not
 
+    def as_json(self) -> dict:
+        return {"path": str(self.path), "updated": self.new is not None, "via": self.via, "added": list(self.added),
+                "removed": list(self.removed), "changed": list(self.changed), "note": self.note}
+
     def summary(self) -> str:
         if self.new is None:
             return f"not updated: {self.note}"

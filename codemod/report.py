@@ -31,6 +31,8 @@ def result_json(r: Result, status: str | None = None) -> dict:
             doc["reason"] = r.plan.reason
         if r.plan.warnings:
             doc["warnings"] = list(r.plan.warnings)
+    if getattr(r, "lock", None) is not None:
+        doc["lock"] = r.lock.as_json()        # Cargo.lock, one more file of the fix
     return doc
 
 

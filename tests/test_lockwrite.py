@@ -303,3 +303,15 @@ def test_builtin_keeps_older_formats(case, fmt, universe, home, tmp_path, monkey
     assert lock_changes(before, after)[2] == ()
     r = cargo(["tree", "--locked", "-e", "normal,build,dev"], root, home)
     assert r.returncode == 0, (r.stderr, after)
+
+
+def test_json_names_the_lock_update(universe, home, tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.setenv("CARGO_HOME", str(home))
+    _locked_project(CASES[0], 4, home, tmp_path)
+    code, out, err = _fix(tmp_path, CASES[0], "cargo", monkeypatch, capsys, "--dry-run", "--format", "json")
+    assert code == 0, err
+    lock = json.loads(out)["lock"]
+    assert lock["updated"] and lock["via"] == "cargo"
+    assert lock["added"] == ["cc 1.0.82", "openssl-src 111.27.0+1.1.1v"] and lock["removed"] == lock["changed"] == []
