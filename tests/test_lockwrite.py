@@ -315,3 +315,82 @@ def test_json_names_the_lock_update(universe, home, tmp_path, monkeypatch, capsy
     lock = json.loads(out)["lock"]
     assert lock["updated"] and lock["via"] == "cargo"
     assert lock["added"] == ["cc 1.0.82", "openssl-src 111.27.0+1.1.1v"] and lock["removed"] == lock["changed"] == []
+
+
+def test_cargo_sees_the_projects_config_and_path_dependencies_outside_it(universe, home, tmp_path, monkeypatch, capsys):
+    """The registry comes from the project's own .cargo/config.toml, and a path dependency lives
+    beside the project: cargo, run on the mirror, sees both as in the real tree."""
+    srv, _ = universe
+    empty_home = tmp_path / "empty-home"
+    empty_home.mkdir()
+    monkeypatch.setenv("CARGO_HOME", str(empty_home))
+    app = tmp_path / "app"
+    write_project(tmp_path, {
+        "app/Cargo.toml": pkg("app", REQ + '\nshared = { path = "../shared" }'),
+        "shared/Cargo.toml": pkg("shared", 'libc = "0.2"'),
+        "app/.cargo/config.toml": (home / "config.toml").read_text(),
+    })
+    r = cargo(["generate-lockfile"], app, empty_home)
+    assert r.returncode == 0, r.stderr
+    before = (app / "Cargo.lock").read_text()
+    monkeypatch.setenv("CARGO_STATIC_FIX_LOCK_WRITER", "cargo")
+    code = main([str(app), "--strategy", "vendored", "--allow-dirty"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    after = (app / "Cargo.lock").read_text()
+    assert {k[0] for k in _names(after) - _names(before)} == {"openssl-src"}
+    assert _deps(after, "shared") == ["libc"]
+    r = cargo(["tree", "--locked"], app, empty_home)
+    assert r.returncode == 0, r.stderr
+
+
+def test_real_crates_io_lines(tmp_path, monkeypatch, capsys):
+    """The report's project on the bundled crates.io snapshot (100+ packages, several versions of
+    some names): the built-in writer's lock is cargo's, for the vendored and the rustls fix."""
+    from codemod.proc_macros import KNOWN
+    from conftest import ROOT, SNAPSHOT_REGISTRY
+    from fixture_registry import Server, registry_from_index
+
+    registry_from_index(SNAPSHOT_REGISTRY, tmp_path / "reg", set(KNOWN))
+    srv = Server(tmp_path / "reg")
+    try:
+        real_home = cargo_home(tmp_path, srv)
+        monkeypatch.setenv("CARGO_HOME", str(real_home))
+        for strategy in ("vendored", "rustls"):
+            texts = {}
+            for writer in ("cargo", "builtin"):
+                proj = tmp_path / f"{strategy}-{writer}"
+                (proj / "src").mkdir(parents=True)
+                (proj / "Cargo.toml").write_text((ROOT / "examples/hello/Cargo.toml").read_text())
+                (proj / "src/main.rs").write_text((ROOT / "examples/hello/src/main.rs").read_text())
+                assert cargo(["generate-lockfile"], proj, real_home).returncode == 0
+                before = (proj / "Cargo.lock").read_text()
+                case = Case(strategy, {}, strategy, set())
+                code, out, err = _fix(proj, case, writer, monkeypatch, capsys)
+                assert code == 0, err
+                assert "Cargo.lock: updated:" in out, (out, err)
+                texts[writer] = (proj / "Cargo.lock").read_text()
+                assert lock_changes(before, texts[writer])[2] == ()
+                r = cargo(["tree", "--locked", "-e", "normal,build,dev"], proj, real_home)
+                assert r.returncode == 0, r.stderr
+            assert texts["builtin"] == texts["cargo"], strategy
+    finally:
+        srv.close()
+
+
+def test_cargo_failing_falls_back_to_the_builtin_writer(universe, home, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CARGO_HOME", str(home))
+    root = tmp_path / "p"
+    before = _locked_project(CASES[0], 4, home, root)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "cargo").write_text("#!/bin/sh\necho 'error: no network here' >&2\nexit 101\n")
+    (fake / "cargo").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    code, out, err = _fix(root, CASES[0], "auto", monkeypatch, capsys)
+    assert code == 0, err
+    assert "(without cargo: `cargo update --workspace` failed: error: no network here)" in out
+    monkeypatch.undo()
+    after = (root / "Cargo.lock").read_text()
+    assert {k[0] for k in _names(after) - _names(before)} == {"openssl-src", "cc"}
+    assert cargo(["tree", "--locked"], root, home).returncode == 0
