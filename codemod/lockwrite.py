@@ -94,7 +94,7 @@ def lock_for_fix(ws, texts: dict[Path, str], old_res, new_res, index=None, *, wr
     if writer != "builtin":
         if shutil.which("cargo") is None:
             if writer == "cargo":
-                raise LockError(f"{path}: cargo is not installed, and the lock writer `cargo` was asked for")
+                raise LockError("cargo is not installed, and the lock writer `cargo` was asked for")
             note = "cargo is not installed"
         else:
             try:
@@ -106,7 +106,7 @@ def lock_for_fix(ws, texts: dict[Path, str], old_res, new_res, index=None, *, wr
             else:
                 return _update(path, old, new, "cargo")
     try:
-        new = _updated_text(old, old_res, new_res, index, str(path))
+        new = _updated_text(old, old_res, new_res, index)
     except LockError as e:
         # The fix stands without it: cargo completes the lock on the next build (not with --locked).
         reason = f"{e}; {note}" if note else str(e)
@@ -207,7 +207,7 @@ def updated_lock(lock_path: Path, old_resolution, new_resolution, index=None) ->
     """The lock text after a fix, written from the resolutions before and after the edit (the index
     data they hold gives each new package's checksum); None when the lock stays as it is."""
     text = Path(lock_path).read_bytes().decode("utf-8")
-    new = _updated_text(text, old_resolution, new_resolution, index, str(lock_path))
+    new = _updated_text(text, old_resolution, new_resolution, index)
     return None if new == text else new
 
 
@@ -243,16 +243,15 @@ class _Lock:
     """A lock text split into cargo's parts: the head (comments, `version = N`), the package
     entries, and whatever follows them (`[[patch.unused]]`, `[metadata]`)."""
 
-    def __init__(self, text: str, where: str):
-        self.where = where
+    def __init__(self, text: str):
         self.crlf = text.split("\n", 1)[0].endswith("\r")
         if self.crlf:
             text = text.replace("\r\n", "\n")
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            raise LockError(f"{where}: invalid TOML: {e}") from None
-        self.format = _format(data, where)
+            raise LockError(f"invalid TOML: {e}") from None
+        self.format = _format(data)
         starts = [m.start() for m in re.finditer(r"^\[", text, re.M)]
         self.head = text[:starts[0]] if starts else text
         self.blocks: list[_Block] = []
@@ -266,16 +265,16 @@ class _Lock:
             else:
                 raw.append(seg)
         if not raw:
-            raise LockError(f"{where}: no [[package]] entries")
+            raise LockError("no [[package]] entries")
         self.after_last = raw[-1][len(raw[-1].rstrip("\n")) + 1:]
         entries = []
         for seg in raw:
             pkgs = tomllib.loads(seg).get("package", [])
             if len(pkgs) != 1:
-                raise LockError(f"{where}: unusual layout near {seg.splitlines()[0]!r}")
+                raise LockError(f"unusual layout near {seg.splitlines()[0]!r}")
             entries.append((pkgs[0], seg.rstrip("\n") + "\n"))
         if len(entries) != len(data.get("package", [])):
-            raise LockError(f"{where}: [[package]] entries are not all together; let cargo update it")
+            raise LockError("[[package]] entries are not all together")
         self.by_name: dict[str, list[Key]] = {}
         for p, _ in entries:
             self.by_name.setdefault(p["name"], []).append(_key(p))
@@ -284,7 +283,7 @@ class _Lock:
             for d in p.get("dependencies", []):
                 k = self.lookup(d)
                 if k is None:
-                    raise LockError(f"{where}: `{p['name']} {p['version']}` depends on `{d}`, which names no package "
+                    raise LockError(f"`{p['name']} {p['version']}` depends on `{d}`, which names no package "
                                     f"of this lock unambiguously")
                 deps.add(k)
             self.blocks.append(_Block(_key(p), p.get("checksum"), list(p.get("dependencies", [])), deps, seg))
@@ -311,11 +310,11 @@ def _key(p: dict) -> Key:
     return (p["name"], p["version"], p.get("source"))
 
 
-def _format(data: dict, where: str) -> int:
+def _format(data: dict) -> int:
     v = data.get("version")
     if v is not None:
         if v not in (3, 4):
-            raise LockError(f"{where}: lock file version {v} is not one this tool can write (1 to 4)")
+            raise LockError(f"lock file version {v} is not one this tool can write (1 to 4)")
         return v
     if any(k.startswith("checksum ") for k in (data.get("metadata") or {})):
         return 1
@@ -367,44 +366,41 @@ def _render(b: _Block, deps: list[str], fmt: int) -> str:
     return out
 
 
-def _source(registry: str | None, where: str, name: str) -> str:
+def _source(registry: str | None, name: str) -> str:
     if registry is None:
         return CRATES_IO
     if registry.startswith(("sparse+", "registry+")):
         return registry
     if "://" in registry:
         return "registry+" + registry
-    raise LockError(f"{where}: cannot write the lock entry of `{name}` from registry `{registry}` without cargo; "
-                    "run `cargo update --workspace` after the fix")
+    raise LockError(f"cannot write the lock entry of `{name}` from registry `{registry}` without cargo; "
+                    "`cargo update --workspace` will complete the lock")
 
 
-def _updated_text(text: str, old_res, new_res, index, where: str) -> str:
-    lock = _Lock(text, where)
+def _updated_text(text: str, old_res, new_res, index) -> str:
+    lock = _Lock(text)
     g0, g1 = lock_graph(old_res), lock_graph(new_res)
-    registry_of = {}
-    for res in (new_res,):
-        for (parent, i), child in (getattr(res, "lock_edges", None) or res.edges).items():
-            if not child.path:
-                registry_of.setdefault(child, res.deps_of(parent)[i].registry)
+    registry_of = {}                   # a registry package -> the registry its dependents name
+    for (parent, i), child in (getattr(new_res, "lock_edges", None) or new_res.edges).items():
+        if not child.path:
+            registry_of.setdefault(child, new_res.deps_of(parent)[i].registry)
     blocks = lock.keys()
     existing = {}
     for k in blocks:
         existing.setdefault((k[0], k[1], k[2] is None), []).append(k)
 
-    def key_of(pid, res) -> Key:
+    def key_of(pid) -> Key:
+        """A package of the model as the lock names it: the locked entry of that name and version
+        (path packages have no source), else a new registry entry."""
+        found = existing.get((pid.name, pid.version, bool(pid.path)))
         if pid.path:
-            found = existing.get((pid.name, pid.version, True))
             return found[0] if found else (pid.name, pid.version, None)
-        found = existing.get((pid.name, pid.version, False))
         if found and len(found) == 1:
             return found[0]
-        source = _source(registry_of.get(pid), where, pid.name)
-        if found and any(k[2] == source for k in found):
-            return (pid.name, pid.version, source)
-        return (pid.name, pid.version, source)
+        return (pid.name, pid.version, _source(registry_of.get(pid), pid.name))
 
-    k0 = {pid: key_of(pid, old_res) for pid in g0}
-    k1 = {pid: key_of(pid, new_res) for pid in g1}
+    k0 = {pid: key_of(pid) for pid in g0}
+    k1 = {pid: key_of(pid) for pid in g1}
     new_blocks: list[_Block] = []
     for pid, kids in g1.items():
         after = {k1[c] for c in kids}
@@ -412,13 +408,12 @@ def _updated_text(text: str, old_res, new_res, index, where: str) -> str:
         key = k1[pid]
         block = blocks.get(key)
         if block is None:
-            pkg = new_res.packages[pid]
-            checksum = pkg.checksum if not pid.path else None
-            if not pid.path and checksum is None:
-                checksum = _checksum_from(index, pid)
-                if checksum is None and lock.format >= 1:
-                    raise LockError(f"{where}: the index data has no checksum for {pid.name} {pid.version}; "
-                                    "run `cargo update --workspace` after the fix")
+            checksum = None
+            if not pid.path:
+                checksum = new_res.packages[pid].checksum or _checksum_from(index, pid)
+                if checksum is None:
+                    raise LockError(f"the index data has no checksum for {pid.name} {pid.version}; "
+                                    "`cargo update --workspace` will complete the lock")
             block = _Block(key, checksum, [], after, None)
             blocks[key] = block
             new_blocks.append(block)
@@ -442,7 +437,7 @@ def _updated_text(text: str, old_res, new_res, index, where: str) -> str:
         todo.extend(blocks[k].deps)
     missing = [d for b in blocks.values() if b.key in reach for d in b.deps if d not in blocks]
     if missing:
-        raise LockError(f"{where}: internal error: no lock entry for {missing[0][0]} {missing[0][1]}")
+        raise LockError(f"internal error: no lock entry for {missing[0][0]} {missing[0][1]}")
     kept = [b for b in lock.blocks if b.key in reach]
     added = sorted((b for b in new_blocks if b.key in reach), key=lambda b: _order(b.key))
     order: list[_Block] = []
@@ -465,11 +460,11 @@ def _updated_text(text: str, old_res, new_res, index, where: str) -> str:
     for b in order:
         deps = sorted((_encode(d, counts) for d in b.deps), key=_encode_order)
         out.append(b.text if b.text is not None and deps == b.written else _render(b, deps, lock.format))
-    body = lock.head + "\n".join(out) + lock.after_last + _tail(lock, {b.key: b for b in order}, blocks)
+    body = lock.head + "\n".join(out) + lock.after_last + _tail(lock, {b.key: b for b in order})
     return body.replace("\n", "\r\n") if lock.crlf else body
 
 
-def _tail(lock: _Lock, final: dict, before: dict) -> str:
+def _tail(lock: _Lock, final: dict) -> str:
     """What follows the package entries; in the v1 format `[metadata]` holds the checksums, one
     `"checksum name version (source)"` key per registry package, kept in key order."""
     if lock.format != 1 or "[metadata]" not in lock.tail:

@@ -155,7 +155,7 @@ def _lock_update(ws: Workspace, opts: Options, index, before, after, texts):
     try:
         update = lock_for_fix(ws, texts, before, after(), index, writer=opts.lock_writer, offline=opts.offline)
     except LockError as e:
-        raise ResolveError(str(e)) from None
+        raise ResolveError(f"{ws.lock_path}: {e}") from None
     if update is not None and opts.locked:
         what = f"the fix {update.summary()}" if update.new is not None else update.note
         raise ResolveError(f"the lock file {ws.lock_path} needs to be updated but {opts.locked_flag} was passed to "
