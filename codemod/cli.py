@@ -427,7 +427,8 @@ def _lock_lines(r, args, written: bool) -> list[str]:
     lock_path = r.workspace.lock_path
     if args.no_update_lock:
         if lock_path.is_file():
-            line = f"{display_path(lock_path)}: not updated (--no-update-lock); cargo will update it on the next build\n"
+            line = (f"{display_path(lock_path)}: left as it is (--no-update-lock); cargo adds what the fix needs "
+                    "on the next build\n")
             if written:
                 return [line]
             print(line, end="", file=sys.stderr)

@@ -188,7 +188,7 @@ def test_no_update_lock(universe, home, tmp_path, monkeypatch, capsys):
     before = _locked_project(CASES[0], 4, home, tmp_path)
     code, out, err = _fix(tmp_path, CASES[0], "auto", monkeypatch, capsys, "--no-update-lock")
     assert code == 0, err
-    assert "Cargo.lock: not updated (--no-update-lock)" in out
+    assert "Cargo.lock: left as it is (--no-update-lock)" in out
     assert (tmp_path / "Cargo.lock").read_text() == before
     assert "native-tls-vendored" in (tmp_path / "Cargo.toml").read_text()
 
