@@ -385,16 +385,19 @@ def _updated_text(text: str, old_res, new_res, index) -> str:
         if not child.path:
             registry_of.setdefault(child, new_res.deps_of(parent)[i].registry)
     blocks = lock.keys()
-    existing = {}
+    existing, paths = {}, {}
     for k in blocks:
         existing.setdefault((k[0], k[1], k[2] is None), []).append(k)
+        if k[2] is None:
+            paths[k[0]] = k
 
     def key_of(pid) -> Key:
         """A package of the model as the lock names it: the locked entry of that name and version
-        (path packages have no source), else a new registry entry."""
-        found = existing.get((pid.name, pid.version, bool(pid.path)))
+        (a path package by its name alone: cargo requires those names to be unique), else a new
+        registry entry."""
         if pid.path:
-            return found[0] if found else (pid.name, pid.version, None)
+            return paths.get(pid.name, (pid.name, pid.version, None))
+        found = existing.get((pid.name, pid.version, False))
         if found and len(found) == 1:
             return found[0]
         return (pid.name, pid.version, _source(registry_of.get(pid), pid.name))
