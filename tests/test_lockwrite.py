@@ -394,3 +394,27 @@ def test_cargo_failing_falls_back_to_the_builtin_writer(universe, home, tmp_path
     after = (root / "Cargo.lock").read_text()
     assert {k[0] for k in _names(after) - _names(before)} == {"openssl-src", "cc"}
     assert cargo(["tree", "--locked"], root, home).returncode == 0
+
+
+def test_updated_lock_api(universe, home, tmp_path, monkeypatch):
+    """`updated_lock(lock_path, before, after, index)`: the new text, or None when nothing changes."""
+    from codemod.lockwrite import updated_lock
+    from codemod.registry import open_index
+    from codemod.run import Options, analyze_manifest
+
+    srv, _ = universe
+    monkeypatch.setenv("CARGO_HOME", str(home))
+    _locked_project(CASES[0], 4, home, tmp_path)
+    index = open_index(srv.index_url)
+    result = analyze_manifest(tmp_path, Options(target=MUSL, strategy="vendored"), index, plan=True)
+    assert result.lock is None                                  # Options.lock defaults to "off"
+    before = result.analysis.resolution
+    assert updated_lock(tmp_path / "Cargo.lock", before, before, index) is None
+    result = analyze_manifest(tmp_path, Options(target=MUSL, strategy="vendored", lock="update", lock_writer="builtin"),
+                              index, plan=True)
+    text = result.lock.new
+    assert result.lock.via == "builtin" and result.lock.added == ("cc 1.0.82", "openssl-src 111.27.0+1.1.1v")
+    for path, manifest in result.plan.texts.items():
+        path.write_text(manifest)
+    after = analyze_manifest(tmp_path, Options(target=MUSL), index).analysis.resolution
+    assert updated_lock(tmp_path / "Cargo.lock", before, after, index) == text
