@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--offline", action="store_true", help="no network: read cargo's own index cache ($CARGO_HOME/registry/index)")
     g.add_argument("--locked", action="store_true", help="use only versions in Cargo.lock; fail if a crate is not locked")
     g.add_argument("--frozen", action="store_true", help="--offline and --locked")
+    g.add_argument("--no-update-lock", action="store_true",
+                   help="leave Cargo.lock as it is (by default a fix updates it as `cargo add` would)")
     g.add_argument("--prefetch", choices=("off", "normal", "features", "all"), default="features",
                    help="fetch what crates will likely need before the resolver asks: off; normal (non-optional "
                         "dependencies); features (also optional ones the asked-for features turn on; default); all")
@@ -345,7 +347,10 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
                    all_features=args.all_features, no_default_features=args.no_default_features, dev=args.dev,
                    workspace=args.workspace, packages=tuple(args.package), strategy=args.strategy,
                    locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude),
-                   offline=args.offline or args.frozen, cache_dir=args.cache_dir)
+                   lock="off" if args.explain else "keep" if args.no_update_lock else "update",
+                   lock_writer=os.environ.get("CARGO_STATIC_FIX_LOCK_WRITER") or ("builtin" if args.index_url else "auto"),
+                   offline=args.offline or args.frozen, cache_dir=args.cache_dir,
+                   locked_flag="--frozen" if args.frozen else "--locked")
     jobs, failures = plan_jobs(paths)
     if not jobs and not failures:
         raise CodemodError(f"no Cargo.toml to analyse in {', '.join(f'`{p}`' for p in paths)}")
@@ -568,7 +573,33 @@ def _text_for(r, args, color: bool, written: bool) -> str:
             out.extend(f"  note: {n}\n" for n in rem.notes)
         if not args.quiet:
             out.extend(line + "\n" for line in next_steps(r, written=True))
+    out.extend(_lock_lines(r, args, written))
     return "".join(out)
+
+
+def _lock_lines(r, args, written: bool) -> list[str]:
+    """What happened to Cargo.lock (stdout when written; stderr, like `would fix`, when not)."""
+    from .run import display_path
+
+    lock_path = r.workspace.lock_path
+    if args.no_update_lock:
+        if lock_path.is_file():
+            line = (f"{display_path(lock_path)}: left as it is (--no-update-lock); cargo adds what the fix needs "
+                    "on the next build\n")
+            if written:
+                return [line]
+            print(line, end="", file=sys.stderr)
+        return []
+    if r.lock is None:
+        return []
+    if r.lock.new is None:
+        print(f"warning: {display_path(lock_path)}: {r.lock.summary()}", file=sys.stderr)
+        return []
+    how = "" if r.lock.via == "cargo" else f" (without cargo: {r.lock.note})" if r.lock.note else ""
+    if written:
+        return [f"{display_path(lock_path)}: updated: {r.lock.summary()}{how}\n"]
+    print(f"{display_path(lock_path)}: would update: {r.lock.summary()}{how}", file=sys.stderr)
+    return []
 
 
 def _write(r, paths: list[Path], allow_dirty: bool, skip: set[Path] = frozenset()) -> None:
@@ -585,6 +616,10 @@ def _write(r, paths: list[Path], allow_dirty: bool, skip: set[Path] = frozenset(
         if path not in originals:
             raise WriteError(f"{path}: edited by the plan but never read; nothing written")
         changes.append(Change(path, originals[path].encode("utf-8"), text.encode("utf-8")))
+    lock = r.lock
+    if changes and lock is not None and lock.new is not None and lock.new != lock.old:
+        # Cargo.lock is one more file of the same transaction: both or neither
+        changes.append(Change(lock.path, lock.old.encode("utf-8"), lock.new.encode("utf-8"), derived=True))
     write_all(changes, allowed=allowed_dirs(paths, [r.workspace.root.dir]), allow_dirty=allow_dirty)
 
 

@@ -85,6 +85,7 @@ class Package:
     raw_features: dict[str, list[str]] = field(default_factory=dict)
     rust_version: str | None = None
     cksum: str | None = None          # the index line's sha256 of the `.crate` archive
+    checksum: str | None = None            # the index line's `cksum` (sha256 of the .crate), for Cargo.lock
 
     @property
     def name(self) -> str:

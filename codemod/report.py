@@ -35,6 +35,8 @@ def result_json(r: Result, status: str | None = None) -> dict:
             doc["reason"] = r.plan.reason
         if r.plan.warnings:
             doc["warnings"] = list(r.plan.warnings)
+    if getattr(r, "lock", None) is not None:
+        doc["lock"] = r.lock.as_json()        # Cargo.lock, one more file of the fix
     return doc
 
 
@@ -155,7 +157,9 @@ def next_steps(r: Result, written: bool) -> list[str]:
             out.append("  note: " + VENDORED_NEEDS.format(target=t, cc=_CC.get(env, "its C toolchain")))
     for t in targets:
         out.append(f"  cargo build --release --target {t}")
-    out.append("  note: Cargo.lock gains the new packages on the first build (or run `cargo update -w` now)")
+    lock = getattr(r, "lock", None)
+    if lock is None or lock.new is None:
+        out.append("  note: Cargo.lock gains the new packages on the first build (or run `cargo update -w` now)")
     return out
 
 

@@ -87,6 +87,7 @@ class Resolution:
     units: set[tuple[PkgId, str]]                               # (package, side) built
     unit_edges: set[tuple[PkgId, str, int, PkgId, str]]         # parent, side, dep index, child, side
     skipped: list[str]                                          # dependencies the index could not answer, for inactive platforms
+    lock_edges: dict[tuple[PkgId, int], PkgId] = field(default_factory=dict)  # pass 1's edges: what Cargo.lock records
 
     def key(self, side: str) -> str:
         return HOST_FK if side == HOST_SIDE and self.opts.decouple_host_deps else NORMAL_FK
@@ -335,7 +336,7 @@ def _resolve_once(inp, index, versions: VersionGraph, members, target: Target, h
     if versions.missing:
         raise NeedCrates(dict(versions.missing))
     res = Resolution(inp, opts, packages, edges, fr2.features, fr2.activated_deps, fr2.fdeps,
-                     requested, set(), set(), list(skipped))
+                     requested, set(), set(), list(skipped), dict(versions.edges))
     _units(res, set(members), target, host)
     return res
 

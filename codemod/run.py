@@ -35,8 +35,11 @@ class Options:
     extra_targets: tuple[str, ...] = ()      # --target given more than once: the fix must hold for all
     scope: str | None = None                 # --scope: a cfg expression the edits are limited to
     exclude: tuple[str, ...] = ()            # --exclude: members left out of --workspace
-    offline: bool = False                    # --offline: git dependencies only from cargo's checkouts
+    lock: str = "off"                        # Cargo.lock for a fix: "update" it, "keep" it (--no-update-lock), "off"
+    lock_writer: str = "auto"                # how: "auto" (cargo when installed), "cargo", "builtin"
+    offline: bool = False                    # --offline: git dependencies only from cargo's checkouts; cargo offline too
     cache_dir: Path | None = None            # --cache-dir: where git dependencies are cloned
+    locked_flag: str = "--locked"            # the flag named when a lock change is refused (--locked/--frozen)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Result:
     plan: object = None            # plan.Plan when a plan was made
     analyses: tuple = ()           # one per target when several were asked for
     assumed_proc_macros: tuple[tuple[str, str], ...] = ()   # (crate, why): proc-macro status guessed from the name
+    lock: object = None            # lockwrite.LockUpdate: Cargo.lock's new text, one more file of the fix
 
 
 def display_path(path: Path) -> str:
@@ -180,9 +184,9 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
     manifest = _manifest_file(path)
     targets = (opts.target, *[t for t in opts.extra_targets if t != opts.target])
 
-    def resolve_all(workspace: Workspace) -> list:
-        inp = build_input(workspace, opts)
-        return [resolve_with_fetch(replace(inp, target=t), index, opts.blocker) for t in targets]
+    def resolve_all(workspace: Workspace, o: Options = opts) -> list:
+        inp = build_input(workspace, o)
+        return [resolve_with_fetch(replace(inp, target=t), index, o.blocker) for t in targets]
 
     try:
         resolutions = resolve_all(ws)
@@ -199,13 +203,15 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
     primary = next((a for a in analyses if a.blocked), analyses[0])
     digest = sha256(manifest.read_bytes())
     the_plan = None
+    lock = None
     if plan:
         from .plan import Checker, make_plan
         from .rules import load_rules
 
         def reload(texts: dict[Path, str]):
+            # Candidates may need crates the lock lacks; --locked refuses the lock change afterwards.
             return resolve_all(load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts,
-                                              exclude=opts.exclude, git=git))
+                                              exclude=opts.exclude, git=git), replace(opts, locked=False))
 
         originals = {m.path: m.text for m in ws.manifests.values()}
         originals.setdefault(ws.root.path, ws.root.text)
@@ -215,8 +221,27 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
             the_plan = make_plan(source, ws, rule_set, checker, opts.strategy, display_path, opts.scope)
             if the_plan.status != "unfixable":
                 break
+        if the_plan is not None and the_plan.status == "fixable":
+            lock = _lock_update(ws, opts, index, resolutions[0], lambda: reload(the_plan.texts)[0], the_plan.texts)
     return Result(manifest, ws, primary, tuple(ws.unanalysable), digest, the_plan,
-                  tuple(analyses) if len(analyses) > 1 else (), assumed)
+                  tuple(analyses) if len(analyses) > 1 else (), assumed, lock)
+
+
+def _lock_update(ws: Workspace, opts: Options, index, before, after, texts):
+    """Cargo.lock's new text for a fix (lockwrite.py); refused under --locked/--frozen, as cargo does."""
+    if opts.lock == "off" or (opts.lock == "keep" and not opts.locked):
+        return None
+    from .lockwrite import LockError, lock_for_fix
+
+    try:
+        update = lock_for_fix(ws, texts, before, after(), index, writer=opts.lock_writer, offline=opts.offline)
+    except LockError as e:
+        raise ResolveError(f"{ws.lock_path}: {e}") from None
+    if update is not None and opts.locked:
+        what = f"the fix {update.summary()}" if update.new is not None else update.note
+        raise ResolveError(f"the lock file {ws.lock_path} needs to be updated but {opts.locked_flag} was passed to "
+                           f"prevent this ({what})")
+    return None if opts.lock == "keep" else update
 
 
 # -- many manifests at once ---------------------------------------------------------------------

@@ -41,6 +41,7 @@ class Change:
     path: Path           # the file to replace
     old: bytes           # its bytes as analysed: the file must still hold exactly these
     new: bytes
+    derived: bool = False  # generated from the others (Cargo.lock): no uncommitted-changes check, often untracked
 
 
 # Called with (stage, path) at "prepare" (before a file's temporary files are made) and "replace"
@@ -280,7 +281,8 @@ def write_all(changes: list[Change], *, allowed: list[Path], allow_dirty: bool,
         seen.add(p.real)
     if not allow_dirty:
         for p in prepared:
-            check_committed(p.real)
+            if not p.change.derived:
+                check_committed(p.real)
     roots = [workspace_root_of(p.real) for p in prepared]
     timeout = LOCK_TIMEOUT if lock_timeout is None else lock_timeout
     with _SignalGuard() as guard, _Locks(roots, timeout):

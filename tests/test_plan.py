@@ -161,12 +161,15 @@ def test_plan_file_applies_without_a_registry_and_refuses_stale_plans(tmp_path):
     plan = tmp_path / "plan.json"
     plan.write_text(r.stdout)
     # no --index-url: applying a plan reads no registry at all (its paths are relative to where it was made)
+    # and writes only inside the directories named
     r = cli("--plan", str(plan), "--check")
+    assert r.returncode == 2 and "outside the project" in r.stderr
+    r = cli("--plan", str(plan), "--check", str(proj))
     assert r.returncode == 1 and "+reqwest" in r.stdout
-    r = cli("--plan", str(plan), "--allow-dirty")
+    r = cli("--plan", str(plan), "--allow-dirty", str(proj))
     assert r.returncode == 0, r.stderr
     assert "native-tls-vendored" in (proj / "Cargo.toml").read_text()
-    r = cli("--plan", str(plan), "--allow-dirty")
+    r = cli("--plan", str(plan), "--allow-dirty", str(proj))
     assert r.returncode == 2 and "changed since the plan was made" in r.stderr
 
 

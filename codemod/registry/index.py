@@ -78,7 +78,7 @@ def parse_index_line(obj: dict) -> Package:
     return Package(PkgId(name, obj["vers"]), deps_t, fmap, implicit,
                    proc_macro=is_proc_macro(name, deps_t), links=obj.get("links"),
                    yanked=bool(obj.get("yanked", False)), raw_features=raw,
-                   rust_version=obj.get("rust_version"), cksum=obj.get("cksum"))
+                   rust_version=obj.get("rust_version"), cksum=obj.get("cksum"), checksum=obj.get("cksum"))
 
 
 def parse_index_file(text: str, where: str) -> list[Package]:

@@ -142,7 +142,8 @@ class VendorSource:
             lib = m.data.get("lib", {})
             proc_macro = bool(lib.get("proc-macro", lib.get("proc_macro", False)))
             pkg = Package(PkgId(m.name, m.version), deps, fmap, implicit, proc_macro=proc_macro, links=m.links,
-                          raw_features=dict(m.features), rust_version=(m.package or {}).get("rust-version"))
+                          raw_features=dict(m.features), rust_version=(m.package or {}).get("rust-version"),
+                          checksum=_vendored_checksum(d))
             out.setdefault(m.name.lower(), []).append(pkg)
         return out
 
@@ -150,3 +151,12 @@ class VendorSource:
         if self._by_name is None:
             self._by_name = self._scan()
         return self._by_name.get(name.lower())
+
+
+def _vendored_checksum(d: Path) -> str | None:
+    """`cargo vendor` records the archive's sha256 as `package` in `.cargo-checksum.json`."""
+    try:
+        value = json.loads((d / ".cargo-checksum.json").read_text(encoding="utf-8")).get("package")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
