@@ -133,15 +133,18 @@ class Project:
 # -- generating --------------------------------------------------------------------------------
 
 
-def _features_of_member(proj_pkgs: dict[str, Package], name: str) -> list[str]:
-    p = proj_pkgs[name]
-    out = [f for f in p.features if f != "default"]
-    if p.edition != "2024":       # implicit features of the member's own optional deps
-        out += [d.name for d in p.deps if d.optional and d.name not in p.dep_syntax and d.kind != "dev"]
-    return out
+def _sub_features(pkgs: dict[str, Package], d: Dep, implicit_ok: bool) -> list[str]:
+    """Features a dependent may ask of dependency d."""
+    if d.crate:
+        return [f for f in d.crate.features if implicit_ok or f not in d.crate.implicit]
+    m = pkgs[d.path]
+    fs = [f for f in m.features if f != "default"]
+    if implicit_ok and m.edition != "2024":       # implicit features of the member's own optional deps
+        fs += [x.name for x in m.deps if x.optional and x.name not in m.dep_syntax and x.kind != "dev"]
+    return fs
 
 
-def _registry_dep(rng: random.Random, used: set[str]) -> Dep:
+def _registry_dep(rng: random.Random, used: set[str], implicit_ok: bool) -> Dep:
     c = rng.choice(MENU)
     name = c.crate
     package = None
@@ -153,7 +156,8 @@ def _registry_dep(rng: random.Random, used: set[str]) -> Dep:
     target = rng.choice(TARGETS) if rng.random() < 0.25 else None
     optional = kind != "dev" and rng.random() < 0.35
     default_features = rng.random() > 0.25
-    feats = rng.sample(c.features, k=min(len(c.features), rng.choice([0, 0, 1, 1, 2])))
+    menu = [f for f in c.features if implicit_ok or f not in c.implicit]
+    feats = rng.sample(menu, k=min(len(menu), rng.choice([0, 0, 1, 1, 2])))
     return Dep(name, c, kind, target, optional, default_features, feats, package)
 
 
@@ -180,6 +184,9 @@ def generate(index: int, seed: int = SEED) -> Project:
     names = sorted(set(names), key=MEMBERS.index)
     editions = ["2018", "2021", "2024"]
     pkgs = {n: Package(n, rng.choice(editions)) for n in names}
+    # requests for implicit features (a recorded regression, see KNOWN_REGRESSION_FILTERS) in a third
+    # of the projects only, so that most of the sweep is compared
+    implicit_ok = rng.random() < 0.33
     if "tools" in pkgs and rng.random() < 0.3:
         pkgs["tools"].proc_macro = True
     # leaves first, so a member's features exist when another asks for them
@@ -188,7 +195,7 @@ def generate(index: int, seed: int = SEED) -> Project:
         p = pkgs[n]
         used: set[str] = set()
         for _ in range(rng.choice([1, 1, 2, 2, 3])):
-            d = _registry_dep(rng, used)
+            d = _registry_dep(rng, used, implicit_ok)
             used.add(d.name)
             p.deps.append(d)
         for other in order[:order.index(n)]:
@@ -196,7 +203,7 @@ def generate(index: int, seed: int = SEED) -> Project:
                 kind = rng.choices(["normal", "build", "dev"], [0.75, 0.12, 0.13])[0]
                 d = Dep(other, None, kind, path=other, optional=kind != "dev" and rng.random() < 0.25,
                         default_features=rng.random() > 0.25)
-                fs = _features_of_member(pkgs, other)
+                fs = _sub_features(pkgs, Dep(other, None, path=other), implicit_ok)
                 d.features = rng.sample(fs, k=min(len(fs), rng.choice([0, 1, 1, 2])))
                 p.deps.append(d)
         # package features
@@ -208,7 +215,7 @@ def generate(index: int, seed: int = SEED) -> Project:
         for d in p.deps:
             if d.kind == "dev" or rng.random() < 0.3:
                 continue
-            sub = list(d.crate.features) if d.crate else _features_of_member(pkgs, d.path)
+            sub = _sub_features(pkgs, d, implicit_ok)
             vals = _enable_values(rng, p, d, sub)
             if not vals:
                 continue
@@ -225,8 +232,8 @@ def generate(index: int, seed: int = SEED) -> Project:
             feats["default"].append(rng.choice([f for f in feats if f != "default"]))
         p.features = feats
     proj = Project(index, layout, [pkgs[n] for n in names], None, rng.random() < 0.5)
-    if layout != "single" and rng.random() < 0.6:
-        proj.resolver = rng.choice(["1", "2", "3"])
+    if rng.random() < (0.6 if layout != "single" else 0.2):
+        proj.resolver = rng.choice(["1", "2", "3"])      # [workspace] resolver, or [package] resolver alone
     # the command line
     if layout == "virtual":
         pick = rng.random()
@@ -252,7 +259,7 @@ def generate(index: int, seed: int = SEED) -> Project:
                     continue
                 if d.optional and d.name not in p.dep_syntax and p.edition != "2024":
                     choices.append(d.name)
-                sub = list(d.crate.features) if d.crate else _features_of_member(pkgs, d.path)
+                sub = _sub_features(pkgs, d, implicit_ok)
                 # only for plain normal dependencies: cargo tree 1.95 panics ("missing dep graph connection
                 # for CLI feature") when the dependency is not in the graph it draws (a build-dependency or
                 # proc macro under `-e normal,no-proc-macro`, a target table that does not match)
@@ -298,8 +305,9 @@ def _entry(d: Dep, pkg_dir: str) -> str:
     return f"{d.name} = {{ {', '.join(parts)} }}"
 
 
-def _package_toml(p: Package, pkg_dir: str, workspace: str = "") -> str:
-    out = f'[package]\nname = "{p.name}"\nversion = "0.1.0"\nedition = "{p.edition}"\n\n'
+def _package_toml(p: Package, pkg_dir: str, workspace: str = "", resolver: str | None = None) -> str:
+    out = f'[package]\nname = "{p.name}"\nversion = "0.1.0"\nedition = "{p.edition}"\n'
+    out += f'resolver = "{resolver}"\n\n' if resolver else "\n"
     out += workspace
     if p.proc_macro:
         out += "[lib]\nproc-macro = true\n\n"
@@ -324,7 +332,8 @@ def files(proj: Project) -> dict[str, str]:
     for p in proj.packages:
         if p.name == "app" and proj.layout != "virtual":
             rel = "Cargo.toml"
-            text = _package_toml(p, "", ws if proj.layout == "root" else "")
+            text = _package_toml(p, "", ws if proj.layout == "root" else "",
+                                 proj.resolver if proj.layout == "single" else None)
             pkg_dir = ""
         else:
             rel = f"{p.name}/Cargo.toml"
