@@ -252,7 +252,9 @@ def generate(index: int, seed: int = SEED) -> Project:
             proj.args["workspace"] = True
     selected = _selected(proj)
     # under resolver 1 cargo applies --features to the package in the current directory, whatever -p
-    # says (and refuses them in a virtual workspace's root): flags only where both readings agree
+    # says (and refuses them in a virtual workspace's root): flags only where both readings agree.
+    # We read them otherwise: regressions resolver1-features-go-to-current-package and
+    # resolver1-no-default-features-go-to-current-package; once they pass, generate these flags here too.
     resolver1 = _resolver(proj) == "1" and layout != "single"
     if len(selected) == 1 and not (resolver1 and (layout == "virtual" or selected != ["app"])):
         p = pkgs[selected[0]]
@@ -605,6 +607,18 @@ REGRESSIONS = [
                 "netlib/build.rs": "fn main() {}\n"},
                set(), {("app", "netlib")},
                xfail="app -> netlib (path) whose build-dependency reaches openssl-sys is reported as a target culprit"),
+    Regression("resolver1-features-go-to-current-package",
+               {"Cargo.toml": pkg(extra='[workspace]\nmembers = ["tools"]\n\n[features]\ntls = []\n', edition="2018"),
+                "tools/Cargo.toml": pkg("tools", deps='native-tls = { version = "0.2", optional = true }',
+                                        extra='[features]\ntls = ["native-tls"]\n', edition="2018")},
+               set(), set(), args={"packages": ("tools",), "features": ("tls",)},
+               xfail="resolver 1, `-p tools --features tls` from the root: cargo turns on the root's `tls`, we tools'"),
+    Regression("resolver1-no-default-features-go-to-current-package",
+               {"Cargo.toml": pkg(extra='[workspace]\nmembers = ["tools"]\n', edition="2018"),
+                "tools/Cargo.toml": pkg("tools", deps='native-tls = { version = "0.2", optional = true }',
+                                        extra='[features]\ndefault = ["native-tls"]\n', edition="2018")},
+               {("tools", "native-tls")}, set(), args={"packages": ("tools",), "no_default_features": True},
+               xfail="resolver 1, `-p tools --no-default-features` from the root: cargo keeps tools' defaults, we drop them (clean)"),
     Regression("proc-macro-root-target-table",
                {"Cargo.toml": pkg("tools", extra=PM + "[target.'cfg(target_env = \"gnu\")'.dependencies]\nnative-tls = \"0.2\"\n")},
                {("tools", "native-tls")}, set(),
