@@ -104,6 +104,7 @@ class Dep:
     features: list[str] = field(default_factory=list)
     package: str | None = None     # `package = ...` rename
     path: str | None = None        # member name for path dependencies
+    inherit: bool = False          # written `workspace = true`, version/package/default-features in the root
 
 
 @dataclass
@@ -124,6 +125,7 @@ class Project:
     resolver: str | None           # the `resolver` key, if written ([workspace], or [package] of a single package)
     lock: bool
     args: dict = field(default_factory=dict)
+    ws_deps: dict = field(default_factory=dict)     # [workspace.dependencies]: name -> (req, package, default-features)
 
     @property
     def id(self) -> str:
@@ -235,6 +237,15 @@ def generate(index: int, seed: int = SEED) -> Project:
             feats["default"].append(rng.choice([f for f in feats if f != "default"]))
         p.features = feats
     proj = Project(index, layout, [pkgs[n] for n in names], None, rng.random() < 0.5)
+    if layout != "single":
+        # workspace inheritance, drawn apart so it does not change the rest of the project
+        ws_rng = random.Random(f"{seed}-{index}-inherit")
+        for p in proj.packages:
+            for d in p.deps:
+                if d.crate and ws_rng.random() < 0.3:
+                    spec = (d.crate.req, d.package, d.default_features)
+                    if proj.ws_deps.setdefault(d.name, spec) == spec:
+                        d.inherit = True
     if rng.random() < (0.6 if layout != "single" else 0.2):
         proj.resolver = rng.choice(["1", "2", "3"])      # [workspace] resolver, or [package] resolver alone
     # the command line
@@ -305,16 +316,18 @@ def _q(s: str) -> str:
 
 def _entry(d: Dep, pkg_dir: str) -> str:
     parts = []
-    if d.path:
+    if d.inherit:
+        parts.append("workspace = true")
+    elif d.path:
         rel = "../" + d.path if pkg_dir else d.path
         parts.append(f"path = {_q(rel)}")
     else:
         parts.append(f"version = {_q(d.crate.req)}")
-    if d.package:
+    if d.package and not d.inherit:
         parts.append(f"package = {_q(d.package)}")
     if d.optional:
         parts.append("optional = true")
-    if not d.default_features:
+    if not d.default_features and not d.inherit:
         parts.append("default-features = false")
     if d.features:
         parts.append("features = [" + ", ".join(_q(f) for f in d.features) + "]")
@@ -345,6 +358,13 @@ def files(proj: Project) -> dict[str, str]:
     members = [p.name for p in proj.packages if p.name != "app" or proj.layout == "virtual"]
     resolver = f'resolver = "{proj.resolver}"\n' if proj.resolver else ""
     ws = f"[workspace]\nmembers = [{', '.join(_q(m) for m in members)}]\n{resolver}\n"
+    if proj.ws_deps:
+        ws += "[workspace.dependencies]\n"
+        for name, (req, package, default_features) in proj.ws_deps.items():
+            parts = [f"version = {_q(req)}"] + ([f"package = {_q(package)}"] if package else []) + \
+                    ([] if default_features else ["default-features = false"])
+            ws += f"{name} = {{ {', '.join(parts)} }}\n"
+        ws += "\n"
     for p in proj.packages:
         if p.name == "app" and proj.layout != "virtual":
             rel = "Cargo.toml"
