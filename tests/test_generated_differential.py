@@ -537,6 +537,10 @@ def _host_edge_below_path_dep(proj: Project) -> bool:
     return any(d.path and d.kind == "normal" and hosty(proj.package(d.path)) for p in proj.packages for d in p.deps)
 
 
+def _resolver1_root_not_selected(proj: Project) -> bool:
+    return proj.layout == "root" and _resolver(proj) == "1" and "app" not in _selected(proj)
+
+
 def _proc_macro_root_with_target_table(proj: Project) -> bool:
     return any(p.proc_macro and p.name in _selected(proj) and any(d.target for d in p.deps) for p in proj.packages)
 
@@ -557,6 +561,7 @@ KNOWN_REGRESSION_FILTERS = [
     Filter(("unlisted-proc-macro",), _unlisted_proc_macro),
     Filter(("proc-macro-below-path-dep", "build-dep-below-path-dep"), _host_edge_below_path_dep),
     Filter(("proc-macro-root-target-table",), _proc_macro_root_with_target_table),
+    Filter(("resolver1-current-package-features-with-p",), _resolver1_root_not_selected),
 ]
 
 
@@ -639,6 +644,13 @@ REGRESSIONS = [
                                         extra='[features]\ndefault = ["native-tls"]\n', edition="2018")},
                {("tools", "native-tls")}, set(), args={"packages": ("tools",), "no_default_features": True},
                xfail="resolver 1, `-p tools --no-default-features` from the root: cargo keeps tools' defaults, we drop them (clean)"),
+    Regression("resolver1-current-package-features-with-p",
+               {"Cargo.toml": pkg(deps='netlib = { path = "netlib", features = ["tls"] }',
+                                  extra='[workspace]\nmembers = ["netlib"]\n', edition="2018"),
+                "netlib/Cargo.toml": pkg("netlib", deps='native-tls = { version = "0.2", optional = true }',
+                                         extra='[features]\ntls = ["native-tls"]\n', edition="2018")},
+               {("netlib", "native-tls")}, set(), args={"packages": ("netlib",)},
+               xfail="resolver 1, `-p netlib` from the root package: cargo still resolves the root's features (netlib/tls), we do not (clean)"),
     Regression("proc-macro-root-target-table",
                {"Cargo.toml": pkg("tools", extra=PM + "[target.'cfg(target_env = \"gnu\")'.dependencies]\nnative-tls = \"0.2\"\n")},
                {("tools", "native-tls")}, set(),
