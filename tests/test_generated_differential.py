@@ -5,8 +5,9 @@ Each project combines what decides whether openssl-sys lands in a static musl bu
 features of optional dependencies (asked for from a dependency entry, from a package feature, weakly
 with `?/`, or with `--features dep/feat`), `dep:` features, renames, target tables, build- and
 dev-dependencies, proc macros (one that no list names), workspaces (virtual or not, members
-depending on members with features), resolvers 1/2/3, with or without a Cargo.lock, and the
-`--features`, `--no-default-features`, `-p` and `--workspace` flags.
+depending on members with features, `[workspace.dependencies]` inheritance), resolvers 1/2/3, with
+or without a Cargo.lock (some locks pinned to older openssl / openssl-sys), and the `--features`,
+`--no-default-features`, `-p` and `--workspace` flags.
 
 For target x86_64-unknown-linux-musl we compare, with cargo tree read exactly as in
 test_cargo_differential.py: (a) the (workspace package, direct dependency) culprits that put
@@ -126,6 +127,7 @@ class Project:
     lock: bool
     args: dict = field(default_factory=dict)
     ws_deps: dict = field(default_factory=dict)     # [workspace.dependencies]: name -> (req, package, default-features)
+    pin_old: bool = False          # the lock pins openssl 0.10.55 / openssl-sys 0.9.90 (older than the newest)
 
     @property
     def id(self) -> str:
@@ -246,6 +248,7 @@ def generate(index: int, seed: int = SEED) -> Project:
                     spec = (d.crate.req, d.package, d.default_features)
                     if proj.ws_deps.setdefault(d.name, spec) == spec:
                         d.inherit = True
+    proj.pin_old = proj.lock and random.Random(f"{seed}-{index}-pin").random() < 0.2
     if rng.random() < (0.6 if layout != "single" else 0.2):
         proj.resolver = rng.choice(["1", "2", "3"])      # [workspace] resolver, or [package] resolver alone
     # the command line
@@ -428,13 +431,20 @@ def cargo_flags(args: dict) -> list[str]:
     return flags
 
 
-def run_project(files_: dict[str, str], args: dict, lock: bool, root: Path, home: Path, index) -> Outcome:
+PIN_OLD = [["update", "-p", "openssl", "--precise", "0.10.55"], ["update", "-p", "openssl-sys", "--precise", "0.9.90"]]
+
+
+def run_project(files_: dict[str, str], args: dict, lock: bool, root: Path, home: Path, index,
+                pin_old: bool = False) -> Outcome:
     proj_dir = root / "p"
     write_project(proj_dir, files_)
     ours_dir = proj_dir
     if lock:
         r = cargo(["generate-lockfile"], proj_dir, home)
         assert r.returncode == 0, r.stderr
+        if pin_old:
+            for cmd in PIN_OLD:      # fails harmlessly when the package is not in the lock
+                cargo(cmd, proj_dir, home)
     else:
         # our tool must answer before cargo has written a lock: what a fresh lock would hold
         ours_dir = root / "ours"
@@ -483,9 +493,12 @@ def disagreements(o: Outcome) -> list[str]:
     return out
 
 
-def describe(proj_files: dict[str, str], args: dict, lock: bool) -> str:
+def describe(proj_files: dict[str, str], args: dict, lock: bool, pin_old: bool = False) -> str:
     text = "".join(f"--- {rel}\n{body}" for rel, body in sorted(proj_files.items()) if rel.endswith(".toml"))
-    return f"{text}--- args: {cargo_flags(args) or '(none)'}; Cargo.lock: {'made by cargo first' if lock else 'none (fresh resolve)'}\n"
+    how = "made by cargo first" if lock else "none (fresh resolve)"
+    if pin_old:
+        how += ", then " + " and ".join("cargo " + " ".join(c) for c in PIN_OLD)
+    return f"{text}--- args: {cargo_flags(args) or '(none)'}; Cargo.lock: {how}\n"
 
 
 # -- known regressions -------------------------------------------------------------------------
@@ -707,7 +720,8 @@ def outcomes(env, request):
 
     def one(proj: Project):
         try:
-            return run_project(files(proj), proj.args, proj.lock, Path(tempfile.mkdtemp(dir=base, prefix=proj.id + "-")), home, index)
+            return run_project(files(proj), proj.args, proj.lock, Path(tempfile.mkdtemp(dir=base, prefix=proj.id + "-")), home, index,
+                               proj.pin_old)
         except Exception as e:          # reported by that project's test
             return f"{type(e).__name__}: {e}"
 
@@ -726,7 +740,7 @@ PARAMS = _params()
 @pytest.mark.parametrize("proj", PARAMS)
 def test_generated_project_agrees_with_cargo(proj: Project, outcomes):
     o = outcomes[proj.index]
-    where = f"{proj.id} (seed {SEED}):\n{describe(files(proj), proj.args, proj.lock)}"
+    where = f"{proj.id} (seed {SEED}):\n{describe(files(proj), proj.args, proj.lock, proj.pin_old)}"
     if isinstance(o, str):
         pytest.fail(f"{where}{o}")
     problems = disagreements(o)
