@@ -332,6 +332,11 @@ def _resolve_once(inp, index, versions: VersionGraph, members, target: Target, h
             fr2.activate_pkg(pid, NORMAL_FK, fvs)
             fk = HOST_FK
         fr2.activate_pkg(pid, fk, fvs)
+    old_cli = inp.resolver == "1" and not inp.virtual
+    if old_cli and inp.current in members and inp.current not in inp.selected:
+        # cargo's members_with_features_old always resolves the current package with the
+        # command line's features, even when -p leaves it out of the build
+        fr2.activate_pkg(inp.current, NORMAL_FK, _requested_old(inp, packages[inp.current], members))
 
     if versions.missing:
         raise NeedCrates(dict(versions.missing))
