@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", action="append", default=[], metavar="SPEC", help="members to leave out of --workspace")
     p.add_argument("--scope", choices=("musl",), default=None,
                    help="put the edits under [target.'cfg(target_env = \"musl\")'.dependencies] so other targets keep the system OpenSSL")
+    p.add_argument("--partial", action="store_true",
+                   help="when a culprit has no remedy, still fix the others (reported as partial; exit 3)")
     p.add_argument("--verify", action="store_true", help="after writing, ask cargo tree whether the blocker is gone or vendored")
     p.add_argument("--graph", nargs=2, metavar=("dot|mermaid", "FILE"), default=None,
                    help="write the culprit graph (chosen edits highlighted) as Graphviz DOT or Mermaid")
@@ -229,7 +231,8 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     opts = Options(target=targets[0], extra_targets=tuple(targets[1:]), blocker=args.blocker, features=features,
                    all_features=args.all_features, no_default_features=args.no_default_features, dev=args.dev,
                    workspace=args.workspace, packages=tuple(args.package), strategy=args.strategy,
-                   locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude))
+                   locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude),
+                   partial=args.partial)
     jobs, failures = plan_jobs(paths)
     early.join()
     started = time.perf_counter()
@@ -265,7 +268,7 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
         plan = r.plan
         written = False
         new_entries = None
-        if plan.status == "fixable" and writing:
+        if plan.status in ("fixable", "partial") and writing:
             clash = [p for p in plan.texts if p in written_files]
             if clash:
                 emit([{"manifest": str(clash[0]), "status": "error",
@@ -284,13 +287,14 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
             sys.stdout.flush()
         if args.verbose:
             progress.clear()
-            print(f"{r.manifest}: {plan.status} ({time.perf_counter() - started:.2f} s)", file=sys.stderr)
+            print(f"{r.manifest}: {plan.status}, {plan.evaluations} candidate check{'s' if plan.evaluations != 1 else ''} "
+                  f"({time.perf_counter() - started:.2f} s)", file=sys.stderr)
     progress.clear()
 
     statuses = {e["status"] for e in entries}
     if "error" in statuses:
         code = EXIT_ERROR
-    elif "unfixable" in statuses:
+    elif statuses & {"unfixable", "partially-fixed", "would-partially-fix"}:
         code = EXIT_UNFIXABLE
     elif args.check and "would-fix" in statuses:
         code = EXIT_CHECK
@@ -395,6 +399,9 @@ def _text_for(r, args, color: bool, written: bool) -> str:
     if plan.status == "unfixable":
         print(f"{r.manifest}: cannot fix: {plan.reason}", file=sys.stderr)
         return ""
+    if plan.status == "partial":
+        print(f"{r.manifest}: partial fix (--partial); left as they are: {', '.join(plan.unfixed)}: {plan.reason}",
+              file=sys.stderr)
     originals = {}
     for path in plan.texts:
         originals[path] = path.read_text(encoding="utf-8") if not written else None

@@ -61,7 +61,7 @@ class Edit:
             raise EditError(f"malformed edit {obj!r}: {e}") from None
 
 
-ADD_KEYS = ("workspace", "version", "package", "default-features", "features")
+ADD_KEYS = ("workspace", "version", "package", "registry", "default-features", "features", "optional")
 
 
 def _add_entry(add: dict) -> dict:

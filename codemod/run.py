@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .analyze import Analysis, analyze
 from .edit import sha256
-from .errors import ResolveError
+from .errors import CodemodError, PlanError, ResolveError
 from .lockfile import load_lock
 from .manifest import Unanalysable
 from .registry.index import IndexSource
@@ -31,6 +31,7 @@ class Options:
     extra_targets: tuple[str, ...] = ()      # --target given more than once: the fix must hold for all
     scope: str | None = None                 # --scope: a cfg expression the edits are limited to
     exclude: tuple[str, ...] = ()            # --exclude: members left out of --workspace
+    partial: bool = False                    # --partial: fix the culprits that can be fixed when one cannot
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,41 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
     )
 
 
+def builds(ws: Workspace, opts: Options, targets, index) -> list:
+    """Every build a plan must fix, resolved: for each target the selected members together
+    (`--workspace`) and, when there are several, each on its own (`-p member`). Versions come
+    from the whole workspace either way (one Cargo.lock), so only the feature pass differs."""
+    from dataclasses import replace
+
+    from .plan import Build
+
+    inp = build_input(ws, opts)
+    out = []
+    for t in targets:
+        suffix = f" --target {t}" if len(targets) > 1 else ""
+        base = replace(inp, target=t)
+        if len(base.selected) == 1:
+            out.append(Build(f"-p {base.selected[0].name}{suffix}", resolve_with_fetch(base, index), base.selected[0]))
+            continue
+        out.append(Build(f"--workspace{suffix}", resolve_with_fetch(base, index)))
+        for pid in base.selected:
+            one = replace(base, selected=(pid,), features=_member_features(opts.features, ws, pid))
+            out.append(Build(f"-p {pid.name}{suffix}", resolve_with_fetch(one, index), pid))
+    return out
+
+
+def _member_features(features: tuple[str, ...], ws: Workspace, pid) -> tuple[str, ...]:
+    """`--features` as they apply to one member built alone: cargo applies a feature to every
+    selected member that has it, so a member alone takes the ones it has."""
+    pkg = next(p for p in ws.packages.values() if p.id == pid)
+    keep = []
+    for f in features:
+        owner, _, rest = f.partition("/")
+        if rest and (owner == pkg.name or any(d.name == owner for d in pkg.deps)) or f in pkg.features:
+            keep.append(f)
+    return tuple(keep)
+
+
 def _manifest_file(path: Path) -> Path:
     return path if path.suffix == ".toml" else path / "Cargo.toml"
 
@@ -113,20 +149,30 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
     digest = sha256(manifest.read_bytes())
     the_plan = None
     if plan:
-        from .plan import Checker, make_plan
+        from .plan import Build, Checker, make_plan
         from .rules import load_rules
 
-        def reload(texts: dict[Path, str]):
-            return resolve_all(load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts,
-                                              exclude=opts.exclude))
+        def reload(texts: dict[Path, str]) -> list[Build]:
+            w = load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts,
+                               exclude=opts.exclude) if texts else ws
+            return builds(w, opts, targets, index)
 
         originals = {m.path: m.text for m in ws.manifests.values()}
         originals.setdefault(ws.root.path, ws.root.text)
         checker = Checker(originals, reload, opts.blocker)
         rule_set = load_rules() if rules is None else rules
+
+        def versions(name: str, registry: str | None):
+            return index.get(name, registry)
+
         for source in [primary] + [a for a in analyses if a.blocked and a is not primary]:
-            the_plan = make_plan(source, ws, rule_set, checker, opts.strategy, display_path, opts.scope)
-            if the_plan.status != "unfixable":
+            try:
+                the_plan = make_plan(source, ws, rule_set, checker, opts.strategy, display_path, opts.scope,
+                                     partial=opts.partial, versions=versions)
+            except CodemodError as e:
+                # not a verdict on a candidate: the check itself could not be made
+                raise PlanError(f"{manifest}: checking a candidate fix failed: {e}") from None
+            if the_plan.status not in ("unfixable", "partial"):
                 break
     return Result(manifest, ws, primary, tuple(ws.unanalysable), digest, the_plan,
                   tuple(analyses) if len(analyses) > 1 else ())

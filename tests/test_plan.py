@@ -146,9 +146,10 @@ def test_workspace_inherited_dependency_is_switched_at_the_root(universe, tmp_pa
     files = {Path(e.file).resolve(): e for e in r.plan.edits}
     root, member = (proj / "Cargo.toml").resolve(), (proj / "app/Cargo.toml").resolve()
     assert files[root].table == "workspace.dependencies" and files[root].default_features is False
-    assert files[member].add_features == ("rustls-tls",) and files[member].default_features is None
-    assert 'reqwest = { version = "0.11", features = ["json"], default-features = false }' in r.plan.texts[root]
-    assert 'reqwest = { workspace = true, features = ["blocking", "rustls-tls"] }' in r.plan.texts[member]
+    # every member that inherits the entry loses the default TLS with it, so the rustls feature
+    # goes to the root too: no inheriting member is left without TLS
+    assert member not in files and files[root].add_features == ("rustls-tls",)
+    assert 'reqwest = { version = "0.11", features = ["json", "rustls-tls"], default-features = false }' in r.plan.texts[root]
 
 
 def test_plan_file_applies_without_a_registry_and_refuses_stale_plans(tmp_path):
