@@ -241,7 +241,7 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
             considered.append(Considered(p.label, rem.kind, rem.source, rem.reason, COST[rem.kind], len(rem.edits), status, why))
         if not per_point[i]:
             considered.append(Considered(p.label, want or "any", "-", "no candidate", 0, 0, "unavailable",
-                                         _no_remedy(p, res, strategy)))
+                                         _no_remedy(p, res, strategy, rules)))
     for j, g in enumerate(globals_):
         status, why = outcome.status.get((None, j), ("not-tried", "a cheaper candidate works"))
         considered.append(Considered("every member that builds " + analysis.blocker, g.kind, g.source, g.reason,
@@ -256,7 +256,7 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
         return Plan("fixable", finish(outcome.combo), outcome.texts, **common)
     stuck = [points[i] for i in sorted(outcome.stuck)]
     reason = _why_unfixable(points, per_point, globals_, strategy, res)
-    details = [f"{p.label}: {_no_remedy(p, res, strategy) if not per_point[i] else 'every candidate was rejected'}; "
+    details = [f"{p.label}: {_no_remedy(p, res, strategy, rules) if not per_point[i] else 'every candidate was rejected'}; "
                f"{_what_would_fix(p, res, rules, versions)}"
                for i, p in zip(sorted(outcome.stuck), stuck)]
     if details:
@@ -266,6 +266,9 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
     reason = " ".join((reason, *advice))
     unfixed = tuple(f"{p.local.name} → {p.dep.name}" for p in stuck)
     if partial and outcome.partial_combo:
+        considered = [replace(c, status="chosen", why="--partial: applied; another culprit has no remedy")
+                      if c.status == "works" else c for c in considered]
+        common["candidates"] = tuple(considered)
         return Plan("partial", finish(outcome.partial_combo), outcome.partial_texts, reason=reason,
                     unfixed=unfixed, **common)
     return Plan("unfixable", reason=reason, unfixed=unfixed, **common)
@@ -297,6 +300,7 @@ def _search(points: list[_Point], per_point: list[list[Remedy]], globals_: list[
     def edits_of(items) -> list[Edit]:
         return list(dict.fromkeys(e for _, r in items for e in r.edits))
 
+    verdict = None
     while True:
         items = combo_of()
         if not items:
@@ -327,12 +331,13 @@ def _search(points: list[_Point], per_point: list[list[Remedy]], globals_: list[
         if moved:
             continue
         # every point still on a failing path is out of candidates: the global remedy, if any
-        stuck |= {i for build, why in verdict.failures for i in _blame(build, why, points, blocker)}
         if glob + 1 < len(globals_):
             glob += 1
             continue
         break
-    out.stuck = stuck
+    # the culprits to name: the stuck points the failing builds still go through
+    on_paths = {i for build, why in (verdict.failures if items else ()) for i in _blame(build, why, points, blocker)}
+    out.stuck = (stuck & on_paths) or stuck
     left = [((i, choice[i]), per_point[i][choice[i]]) for i in sorted(choice) if i not in stuck]
     if left:
         # a partial plan: the other culprits' edits, as long as every build that still fails
@@ -342,7 +347,7 @@ def _search(points: list[_Point], per_point: list[list[Remedy]], globals_: list[
             out.partial_combo = tuple(r for _, r in left)
             out.partial_texts = verdict.texts
             for key, _ in left:
-                out.status[key] = ("chosen", "fixes its culprit; the stuck culprits are left as they are")
+                out.status[key] = ("works", "fixes its own culprit; another culprit has no remedy")
     return out
 
 
@@ -350,7 +355,7 @@ def _blame(build: Build, why: str, points: list[_Point], blocker: str) -> set[in
     """The edit points a failing build still goes through: those on its remaining paths to the
     blocker, else (a lost TLS crate, a path we cannot attribute) those inside the build."""
     res = build.resolution
-    if "without `vendored`" in why:
+    if not blocker_fixed(res, blocker):
         on_path = {(p.local, p.dep.name) for p in _edit_points(analyze(res, blocker))}
         hit = {i for i, p in enumerate(points) if (p.local, p.dep.name) in on_path}
         if hit:
@@ -580,6 +585,8 @@ def _rustls_candidates(p: _Point, res: Resolution, ws, rules, display):
             continue
         edits = _feature_edit(p, ws, display, add=adds, remove=tuple(remove),
                               default_features=False if needs_off and p.dep.default_features else None)
+        if not edits:
+            continue             # the entry already is what the switch would make it
         kept_defaults = f"; keeps the other default features ({', '.join(readd)})" if readd else ""
         notes = [note] if note else []
         if lost:
@@ -701,7 +708,12 @@ def _why_unfixable(points, per_point, globals_, strategy, res) -> str:
     return "no remedy removes the unvendored OpenSSL from the build (no vendored or rustls feature, and no openssl dependency can be added)"
 
 
-def _no_remedy(p: _Point, res: Resolution, strategy: str) -> str:
+def _no_remedy(p: _Point, res: Resolution, strategy: str, rules=()) -> str:
+    pkg = _pkg(res, p.crate)
+    offered = [f for f in _remedy_features(pkg, rules) if f in p.dep.features]
+    if offered:
+        return (f"`{p.local.name}` already asks {p.dep.name} for `{'`, `'.join(offered)}`; OpenSSL reaches it through "
+                f"features other packages of the build turn on")
     what = {"vendored": "vendored feature", "rustls": "rustls feature"}.get(strategy, "vendored or rustls feature")
     return f"{p.crate.name} {p.crate.version} has no {what} in this registry"
 

@@ -134,7 +134,10 @@ def plan_lines(r: Result) -> list[str]:
         out.append("Candidates considered (cost: 1 vendored feature, 2 rustls switch, 3 new dependency):")
         for c in p.candidates:
             why = f": {c.why}" if c.why else ""
-            out.append(f"  {c.culprit}: [{c.remedy}, {c.source}, cost {c.cost}] {c.description} — {c.status}{why}")
+            if c.source == "-":
+                out.append(f"  {c.culprit}: no candidate — {c.why}")
+            else:
+                out.append(f"  {c.culprit}: [{c.remedy}, {c.source}, cost {c.cost}] {c.description} — {c.status}{why}")
     return out
 
 

@@ -2,15 +2,20 @@
 remedies are snapshot-tested end to end (dry-run diff and JSON plan)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from cargo_oracle import assert_cargo_accepts, cargo, tls_by_scope
 from codemod.rules import RuleError, load_rules, parse_rules
+from conftest import cargo_available
+from fixture_registry import cargo_home
 
 ROOT = Path(__file__).resolve().parent.parent
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))       # the code of this tree, whatever the working directory
 FIXTURE = json.loads((ROOT / "tests/fixtures/rule-features.json").read_text())["crates"]
 RULES = load_rules()
 
@@ -124,8 +129,14 @@ def test_every_rule_has_a_snapshot_case():
     assert not missing, f"add a fixture dependency line to SNAPSHOT_CASES for {missing}"
 
 
+@pytest.fixture(scope="module")
+def home(universe, tmp_path_factory):
+    srv, _ = universe
+    return cargo_home(tmp_path_factory.mktemp("cargo"), srv) if cargo_available() else None
+
+
 @pytest.mark.parametrize("rule,kind,line", list(_cases()))
-def test_rule_snapshot(rule, kind, line, universe, tmp_path, snapshot):
+def test_rule_snapshot(rule, kind, line, universe, tmp_path, snapshot, home):
     assert line is not None, f"no snapshot case for {rule_id(rule)}"
     srv, _ = universe
     proj = tmp_path / "app"
@@ -133,15 +144,23 @@ def test_rule_snapshot(rule, kind, line, universe, tmp_path, snapshot):
     (proj / "src/lib.rs").write_text("")
     (proj / "Cargo.toml").write_text(f'[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n{line}\n')
     args = [sys.executable, "-m", "codemod", "--dry-run", "--strategy", STRATEGY[kind], "--index-url", srv.index_url, "app"]
-    diff = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    diff = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=ENV)
     assert diff.returncode == 0, diff.stderr
-    plan = subprocess.run(args + ["--format", "json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    plan = subprocess.run(args + ["--format", "json"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=ENV)
     doc = json.loads(plan.stdout)
     remedies = doc["plan"]
     assert remedies and all(r["remedy"] == kind for r in remedies)
     assert any(r["source"] == "rule" for r in remedies), "the rule itself must produce the remedy"
     doc["manifest_sha256"] = "<sha256>"
     assert {"diff": diff.stdout, "plan": doc["plan"], "status": doc["status"]} == snapshot
+    if home is not None:
+        # the plan, written, is what cargo builds: no unvendored openssl-sys, TLS kept
+        assert cargo(["generate-lockfile"], proj, home).returncode == 0
+        before = tls_by_scope(proj, home, "x86_64-unknown-linux-musl", ["app"])
+        apply = subprocess.run(args[:3] + args[4:] + ["--allow-dirty"], cwd=tmp_path, capture_output=True, text=True,
+                               timeout=120, env=ENV)
+        assert apply.returncode == 0, apply.stderr
+        assert_cargo_accepts(proj, home, "x86_64-unknown-linux-musl", ["app"], before)
 
 
 @pytest.mark.parametrize("crate", ["postgres-native-tls", "postgres-openssl"])
@@ -153,7 +172,7 @@ def test_notes_only_rules_reach_the_user(crate, universe, tmp_path):
     (proj / "src/lib.rs").write_text("")
     (proj / "Cargo.toml").write_text(f'[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n{crate} = "0.5"\n')
     r = subprocess.run([sys.executable, "-m", "codemod", "--dry-run", "--format", "json", "--index-url", srv.index_url, "app"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120, env=ENV)
     doc = json.loads(r.stdout)
     assert doc["status"] == "would-fix"
     notes = [n for rem in doc["plan"] for n in rem["notes"]]
