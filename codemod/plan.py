@@ -246,7 +246,7 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
         status, why = outcome.status.get((None, j), ("not-tried", "a cheaper candidate works"))
         considered.append(Considered("every member that builds " + analysis.blocker, g.kind, g.source, g.reason,
                                      COST[g.kind], len(g.edits), status, why))
-    considered = sorted(considered, key=lambda c: (c.culprit, c.cost, c.edits))
+    considered = sorted(considered, key=lambda c: (c.remedy == "openssl-dep", c.culprit, c.cost, c.edits))
 
     def finish(combo) -> tuple[Remedy, ...]:
         return tuple(replace(r, notes=tuple(dict.fromkeys(r.notes + advice))) for r in combo)

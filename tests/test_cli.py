@@ -29,7 +29,7 @@ def test_json_is_one_stable_object(snapshot):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert list(doc) == ["manifest", "target", "blocker", "vendored", "culprits", "host_only", "unanalysable",
-                         "manifest_sha256", "status", "plan"]
+                         "manifest_sha256", "status", "plan", "candidates"]
     assert doc["status"] == "would-fix" and doc["plan"][0]["remedy"] == "vendored-feature"
     assert doc["manifest"] == "examples/hello/Cargo.toml" and doc["target"] == "x86_64-unknown-linux-musl"
     assert doc["vendored"] is False
