@@ -355,21 +355,25 @@ def _verify(results, opts, args, entries: list[dict]) -> None:
             note = "cargo is not installed: not verified"
         else:
             ok = True
+            # every build the plan was checked for: each selected member alone, and all together
+            selected = [p.name for p in r.workspace.selected_ids()]
+            scopes = [["-p", selected[0]]] if len(selected) == 1 else [["--workspace"]] + [["-p", m] for m in selected]
             for target in (opts.target, *opts.extra_targets):
-                cmd = ["cargo", "tree", "-i", opts.blocker, "-e", "features,normal", "--target", target,
-                       "--manifest-path", str(r.workspace.root.path)]
-                if opts.workspace or r.workspace.root.package is None or len(r.workspace.members) > 1:
-                    cmd.append("--workspace")
-                if args.offline or args.frozen:
-                    cmd.append("--offline")
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-                if proc.returncode == 101 and "did not match any packages" in proc.stderr:
-                    continue
-                if proc.returncode != 0:
-                    ok, note = None, f"cargo could not resolve ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}): not verified"
-                    break
-                if proc.stdout.strip() and f'{opts.blocker} feature "vendored"' not in proc.stdout:
-                    ok, note = False, f"cargo still builds an unvendored {opts.blocker} for {target}"
+                for scope in scopes:
+                    cmd = ["cargo", "tree", "-i", opts.blocker, "-e", "features,normal,no-proc-macro", "--target", target,
+                           "--manifest-path", str(r.workspace.root.path), *scope]
+                    if args.offline or args.frozen:
+                        cmd.append("--offline")
+                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+                    if proc.returncode == 101 and "did not match any packages" in proc.stderr:
+                        continue
+                    if proc.returncode != 0:
+                        ok, note = None, f"cargo could not resolve ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}): not verified"
+                        break
+                    if proc.stdout.strip() and f'{opts.blocker} feature "vendored"' not in proc.stdout:
+                        ok, note = False, f"cargo still builds an unvendored {opts.blocker} for {target} ({' '.join(scope)})"
+                        break
+                if ok is not True:
                     break
             verdict = ok
             if ok:
