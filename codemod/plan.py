@@ -162,6 +162,10 @@ class Checker:
             out[path] = apply_edits(original, es, str(path))
         return out
 
+    def seed(self, builds: list[Build]) -> None:
+        """The builds as the manifests stand, when the caller has resolved them already."""
+        self._baseline = builds
+
     def baseline(self) -> list[Build]:
         """The builds as the manifests stand (resolved once; not a candidate check)."""
         if self._baseline is None:
@@ -207,8 +211,6 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
     `versions(crate, registry)`: the index's versions of a crate, to say what would fix a culprit
     that has no remedy."""
     res = analysis.resolution
-    if not analysis.blocked and len(res.input.selected) <= 1:
-        return Plan("clean")
     base_failures = checker.failing(checker.baseline())
     if not base_failures:
         return Plan("clean")

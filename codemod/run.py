@@ -160,6 +160,11 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
         originals = {m.path: m.text for m in ws.manifests.values()}
         originals.setdefault(ws.root.path, ws.root.text)
         checker = Checker(originals, reload, opts.blocker)
+        selected = ws.selected_ids()
+        if len(selected) == 1:
+            # one member: the builds as they stand are the resolutions made above
+            suffix = (lambda t: f" --target {t}" if len(targets) > 1 else "")
+            checker.seed([Build(f"-p {selected[0].name}{suffix(t)}", r, selected[0]) for t, r in zip(targets, resolutions)])
         rule_set = load_rules() if rules is None else rules
 
         def versions(name: str, registry: str | None):
