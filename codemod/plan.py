@@ -147,6 +147,7 @@ class Checker:
         self.blocker = blocker
         self.evaluations = 0
         self._baseline: list[Build] | None = None
+        self._base_failures: list[tuple[Build, str]] | None = None
         self._seen: dict[tuple, Verdict] = {}
 
     def texts_for(self, edits: list[Edit]) -> dict[Path, str]:
@@ -165,6 +166,11 @@ class Checker:
     def seed(self, builds: list[Build]) -> None:
         """The builds as the manifests stand, when the caller has resolved them already."""
         self._baseline = builds
+
+    def base_failures(self) -> list[tuple[Build, str]]:
+        if self._base_failures is None:
+            self._base_failures = self.failing(self.baseline())
+        return self._base_failures
 
     def baseline(self) -> list[Build]:
         """The builds as the manifests stand (resolved once; not a candidate check)."""
@@ -211,7 +217,7 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
     `versions(crate, registry)`: the index's versions of a crate, to say what would fix a culprit
     that has no remedy."""
     res = analysis.resolution
-    base_failures = checker.failing(checker.baseline())
+    base_failures = checker.base_failures()
     if not base_failures:
         return Plan("clean")
     points = _edit_points(analysis)
@@ -312,7 +318,7 @@ def _search(points: list[_Point], per_point: list[list[Remedy]], globals_: list[
             break
         verdict = checker.check(edits_of(items))
         if verdict.ok:
-            out.combo, out.texts = _prune(items, verdict, checker, edits_of, out.status)
+            out.combo, out.texts = _prune(items, verdict, checker, edits_of, out.status, points)
             out.stuck = set()
             return out
         in_combo = {key[0] for key, _ in items if key[0] is not None}
@@ -365,13 +371,15 @@ def _blame(build: Build, why: str, points: list[_Point], blocker: str) -> set[in
     return {i for i, p in enumerate(points) if (p.local, TARGET_SIDE) in res.units}
 
 
-def _prune(items, verdict: Verdict, checker: Checker, edits_of, status: dict):
-    """Drop edits the others make unnecessary, the most expensive first: one check each."""
+def _prune(items, verdict: Verdict, checker: Checker, edits_of, status: dict, points: list[_Point]):
+    """Drop edits the others make unnecessary, the most expensive first: one check each. An edit
+    on the path of a member whose own build failed before, when no other edit touches a manifest
+    of that build, is needed without a check: removing it gives that build back as it was."""
     kept = list(items)
     texts = verdict.texts
     for item in sorted(items, key=lambda kv: kv[1].cost, reverse=True):
         trial = [x for x in kept if x is not item]
-        if not trial:
+        if not trial or _needed(item, trial, checker, points):
             continue
         v = checker.check(edits_of(trial))
         if v.ok:
@@ -380,6 +388,26 @@ def _prune(items, verdict: Verdict, checker: Checker, edits_of, status: dict):
     for key, _ in kept:
         status[key] = ("chosen", "")
     return tuple(r for _, r in kept), texts
+
+
+def _needed(item, others, checker: Checker, points: list[_Point]) -> bool:
+    i = item[0][0]
+    if i is None:
+        return False
+    p = points[i]
+    touched = set()
+    for _, rem in others:
+        for e in rem.edits:
+            if e.table == "workspace.dependencies":
+                return False                  # the root's entries reach every member
+            touched.add(Path(e.file).resolve())
+    for build, _ in checker.base_failures():
+        if build.member is None or (p.local, TARGET_SIDE) not in build.resolution.units:
+            continue
+        manifests = {(Path(pid.path) / "Cargo.toml").resolve() for pid, _side in build.resolution.units if pid.path}
+        if not manifests & touched:
+            return True
+    return False
 
 
 # -- where to cut -------------------------------------------------------------------------------
