@@ -400,6 +400,10 @@ def _text_for(r, args, color: bool, written: bool) -> str:
         return "".join(out)
     for w in plan.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if args.verbose and plan.candidates:
+        from .report import candidate_lines
+
+        print("\n".join(candidate_lines(plan)), file=sys.stderr)
     if plan.status == "unfixable":
         print(f"{r.manifest}: cannot fix: {plan.reason}", file=sys.stderr)
         return ""

@@ -247,9 +247,9 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
         for j, rem in enumerate(per_point[i]):
             status, why = outcome.status.get((i, j), ("not-tried", "a cheaper candidate works"))
             considered.append(Considered(p.label, rem.kind, rem.source, rem.reason, COST[rem.kind], len(rem.edits), status, why))
-        if not per_point[i]:
+        if not per_point[i] and want != "openssl-dep":
             considered.append(Considered(p.label, want or "any", "-", "no candidate", 0, 0, "unavailable",
-                                         _no_remedy(p, res, strategy, rules)))
+                                         _no_remedy(p, res, strategy, rules, scope)))
     for j, g in enumerate(globals_):
         status, why = outcome.status.get((None, j), ("not-tried", "a cheaper candidate works"))
         considered.append(Considered("every member that builds " + analysis.blocker, g.kind, g.source, g.reason,
@@ -264,9 +264,9 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
         return Plan("fixable", finish(outcome.combo), outcome.texts, **common)
     stuck = [points[i] for i in sorted(outcome.stuck)]
     reason = _why_unfixable(points, per_point, globals_, strategy, res)
-    details = [f"{p.label}: {_no_remedy(p, res, strategy, rules) if not per_point[i] else 'every candidate was rejected'}; "
+    details = [f"{p.label}: {_no_remedy(p, res, strategy, rules, scope) if not per_point[i] else 'every candidate was rejected'}; "
                f"{_what_would_fix(p, res, rules, versions)}"
-               for i, p in zip(sorted(outcome.stuck), stuck)]
+               for i, p in zip(sorted(outcome.stuck), stuck)] if want != "openssl-dep" else []
     if details:
         reason += " (" + "; ".join(details) + ")"
     if scope is not None and want in (None, "rustls"):
@@ -738,13 +738,15 @@ def _why_unfixable(points, per_point, globals_, strategy, res) -> str:
     return "no remedy removes the unvendored OpenSSL from the build (no vendored or rustls feature, and no openssl dependency can be added)"
 
 
-def _no_remedy(p: _Point, res: Resolution, strategy: str, rules=()) -> str:
+def _no_remedy(p: _Point, res: Resolution, strategy: str, rules=(), scope: str | None = None) -> str:
     pkg = _pkg(res, p.crate)
     offered = [f for f in _remedy_features(pkg, rules) if f in p.dep.features]
     if offered:
         return (f"`{p.local.name}` already asks {p.dep.name} for `{'`, `'.join(offered)}`; OpenSSL reaches it through "
                 f"features other packages of the build turn on")
     what = {"vendored": "vendored feature", "rustls": "rustls feature"}.get(strategy, "vendored or rustls feature")
+    if scope is not None:
+        what = "vendored feature"
     return f"{p.crate.name} {p.crate.version} has no {what} in this registry"
 
 

@@ -130,14 +130,20 @@ def plan_lines(r: Result) -> list[str]:
                 out.append(f"    note: {note}")
         if p.status == "partial":
             out.append(f"  not fixed: {p.reason}")
-    if p.candidates:
-        out.append("Candidates considered (cost: 1 vendored feature, 2 rustls switch, 3 new dependency):")
-        for c in p.candidates:
-            why = f": {c.why}" if c.why else ""
-            if c.source == "-":
-                out.append(f"  {c.culprit}: no candidate — {c.why}")
-            else:
-                out.append(f"  {c.culprit}: [{c.remedy}, {c.source}, cost {c.cost}] {c.description} — {c.status}{why}")
+    return out + candidate_lines(p)
+
+
+def candidate_lines(p) -> list[str]:
+    """Every candidate the planner considered, with its cost and what became of it."""
+    if not p.candidates:
+        return []
+    out = ["Candidates considered (cost: 1 vendored feature, 2 rustls switch, 3 new dependency):"]
+    for c in p.candidates:
+        why = f": {c.why}" if c.why else ""
+        if c.source == "-":
+            out.append(f"  {c.culprit}: no candidate — {c.why}")
+        else:
+            out.append(f"  {c.culprit}: [{c.remedy}, {c.source}, cost {c.cost}] {c.description} — {c.status}{why}")
     return out
 
 
