@@ -170,14 +170,17 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
         def versions(name: str, registry: str | None):
             return index.get(name, registry)
 
+        rank = {"clean": 0, "fixable": 0, "partial": 1, "unfixable": 2}
         for source in [primary] + [a for a in analyses if a.blocked and a is not primary]:
             try:
-                the_plan = make_plan(source, ws, rule_set, checker, opts.strategy, display_path, opts.scope,
-                                     partial=opts.partial, versions=versions)
+                candidate = make_plan(source, ws, rule_set, checker, opts.strategy, display_path, opts.scope,
+                                      partial=opts.partial, versions=versions)
             except CodemodError as e:
                 # not a verdict on a candidate: the check itself could not be made
                 raise PlanError(f"{manifest}: checking a candidate fix failed: {e}") from None
-            if the_plan.status not in ("unfixable", "partial"):
+            if the_plan is None or rank[candidate.status] < rank[the_plan.status]:
+                the_plan = candidate
+            if rank[the_plan.status] == 0:
                 break
     return Result(manifest, ws, primary, tuple(ws.unanalysable), digest, the_plan,
                   tuple(analyses) if len(analyses) > 1 else ())
