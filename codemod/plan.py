@@ -117,6 +117,7 @@ class Build:
 class Verdict:
     texts: dict[Path, str]
     failures: list[tuple[Build, str]]
+    builds: list[Build] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -137,9 +138,11 @@ class Checker:
     """Applies edits in memory and resolves every build again: is the blocker vendored or gone
     everywhere, and does every member that had TLS still have it?
 
-    `reload(texts)` returns the builds (see `Build`) for the manifests with `texts` overriding
-    their contents. Errors (a registry that cannot be reached, a manifest cargo would reject)
-    propagate: only a resolution that succeeds counts against a candidate."""
+    `reload(texts, near)` returns the builds (see `Build`) for the manifests with `texts`
+    overriding their contents; `near`, when given, is (texts, builds) of a set checked before, so
+    builds the difference cannot reach need not be resolved again. Errors (a registry that cannot
+    be reached, a manifest cargo would reject) propagate: only a resolution that succeeds counts
+    against a candidate."""
 
     def __init__(self, originals: dict[Path, str], reload: Callable[[dict[Path, str]], list[Build]], blocker: str):
         self.originals = originals
@@ -149,6 +152,7 @@ class Checker:
         self._baseline: list[Build] | None = None
         self._base_failures: list[tuple[Build, str]] | None = None
         self._seen: dict[tuple, Verdict] = {}
+        self._texts: dict[tuple, str] = {}
 
     def texts_for(self, edits: list[Edit]) -> dict[Path, str]:
         by_file: dict[Path, list[Edit]] = {}
@@ -156,11 +160,14 @@ class Checker:
             by_file.setdefault(Path(e.file).resolve(), []).append(e)
         out = {}
         for path, es in by_file.items():
-            original = self.originals.get(path)
-            if original is None:
-                original = path.read_text(encoding="utf-8")
-                self.originals[path] = original
-            out[path] = apply_edits(original, es, str(path))
+            key = (path, tuple((e, repr(e.add)) for e in es))
+            if key not in self._texts:
+                original = self.originals.get(path)
+                if original is None:
+                    original = path.read_text(encoding="utf-8")
+                    self.originals[path] = original
+                self._texts[key] = apply_edits(original, es, str(path))
+            out[path] = self._texts[key]
         return out
 
     def seed(self, builds: list[Build]) -> None:
@@ -193,13 +200,14 @@ class Checker:
                 out.append((b, f"`cargo build {b.label}` has no TLS crate left (it had {', '.join(sorted(had[b.label]))})"))
         return out
 
-    def check(self, edits: list[Edit]) -> Verdict:
+    def check(self, edits: list[Edit], near: Verdict | None = None) -> Verdict:
         key = tuple((e, repr(e.add)) for e in edits)
         if key in self._seen:
             return self._seen[key]
         texts = self.texts_for(edits)
         self.evaluations += 1
-        verdict = Verdict(texts, self.failing(self.reload(texts)))
+        builds = self.reload(texts, (near.texts, near.builds)) if near is not None else self.reload(texts)
+        verdict = Verdict(texts, self.failing(builds), builds)
         self._seen[key] = verdict
         return verdict
 
@@ -316,7 +324,7 @@ def _search(points: list[_Point], per_point: list[list[Remedy]], globals_: list[
                 glob += 1
                 continue
             break
-        verdict = checker.check(edits_of(items))
+        verdict = checker.check(edits_of(items), verdict)
         if verdict.ok:
             out.combo, out.texts = _prune(items, verdict, checker, edits_of, out.status, points)
             out.stuck = set()
@@ -350,7 +358,7 @@ def _search(points: list[_Point], per_point: list[list[Remedy]], globals_: list[
     if left:
         # a partial plan: the other culprits' edits, as long as every build that still fails
         # fails only on the stuck culprits' paths
-        verdict = checker.check(edits_of(left))
+        verdict = checker.check(edits_of(left), verdict)
         if all(not (_blame(b, why, points, blocker) - stuck) for b, why in verdict.failures):
             out.partial_combo = tuple(r for _, r in left)
             out.partial_texts = verdict.texts
@@ -381,9 +389,9 @@ def _prune(items, verdict: Verdict, checker: Checker, edits_of, status: dict, po
         trial = [x for x in kept if x is not item]
         if not trial or _needed(item, trial, checker, points):
             continue
-        v = checker.check(edits_of(trial))
+        v = checker.check(edits_of(trial), verdict)
         if v.ok:
-            kept, texts = trial, v.texts
+            kept, texts, verdict = trial, v.texts, v
             status[item[0]] = ("not-needed", "the other edits fix its culprit too")
     for key, _ in kept:
         status[key] = ("chosen", "")
@@ -395,17 +403,22 @@ def _needed(item, others, checker: Checker, points: list[_Point]) -> bool:
     if i is None:
         return False
     p = points[i]
-    touched = set()
+    touched: set[Path] = set()
+    inherited: set[str] = set()            # [workspace.dependencies] entries the others edit
     for _, rem in others:
         for e in rem.edits:
             if e.table == "workspace.dependencies":
-                return False                  # the root's entries reach every member
-            touched.add(Path(e.file).resolve())
+                inherited.add(e.dependency)
+            else:
+                touched.add(Path(e.file).resolve())
     for build, _ in checker.base_failures():
-        if build.member is None or (p.local, TARGET_SIDE) not in build.resolution.units:
+        res = build.resolution
+        if build.member is None or (p.local, TARGET_SIDE) not in res.units:
             continue
-        manifests = {(Path(pid.path) / "Cargo.toml").resolve() for pid, _side in build.resolution.units if pid.path}
-        if not manifests & touched:
+        local = [pid for pid, _side in res.units if pid.path]
+        manifests = {(Path(pid.path) / "Cargo.toml").resolve() for pid in local}
+        inherits = {d.name for pid in local for d in res.packages[pid].deps if d.inherited}
+        if not manifests & touched and not inherits & inherited:
             return True
     return False
 

@@ -12,7 +12,7 @@ from .errors import CodemodError, PlanError, ResolveError
 from .lockfile import load_lock
 from .manifest import Unanalysable
 from .registry.index import IndexSource
-from .resolve import NeedCrates, ResolveInput, UnknownCrate, resolve
+from .resolve import TARGET_SIDE, NeedCrates, ResolveInput, UnknownCrate, resolve
 from .workspace import Workspace, load_workspace
 
 
@@ -84,15 +84,24 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
     )
 
 
-def builds(ws: Workspace, opts: Options, targets, index) -> list:
+def builds(ws: Workspace, opts: Options, targets, index, before: list | None = None,
+           changed: frozenset[Path] = frozenset()) -> list:
     """Every build a plan must fix, resolved: for each target the selected members together
     (`--workspace`) and, when there are several, each on its own (`-p member`). Versions come
-    from the whole workspace either way (one Cargo.lock), so only the feature pass differs."""
+    from the whole workspace either way (one Cargo.lock), so only the feature pass differs.
+
+    `before` (builds resolved for other manifest texts) and `changed` (the manifests whose text
+    differs from those): a member built alone whose own manifests, path dependencies' manifests
+    and workspace root are all unchanged is built as before, and is not resolved again. (Its feature pass reads nothing
+    else; versions are chosen per compatible line, newest first, so requirements an edit adds
+    elsewhere pick the versions already chosen.)"""
     from dataclasses import replace
 
     from .plan import Build
 
     inp = build_input(ws, opts)
+    previous = {b.label: b for b in before or ()}
+    root = ws.root.path.resolve()
     out = []
     for t in targets:
         suffix = f" --target {t}" if len(targets) > 1 else ""
@@ -102,8 +111,15 @@ def builds(ws: Workspace, opts: Options, targets, index) -> list:
             continue
         out.append(Build(f"--workspace{suffix}", resolve_with_fetch(base, index)))
         for pid in base.selected:
+            label = f"-p {pid.name}{suffix}"
+            old = previous.get(label)
+            if old is not None and root not in changed:
+                manifests = {(Path(p.path) / "Cargo.toml").resolve() for p, _side in old.resolution.units if p.path}
+                if not manifests & changed:
+                    out.append(old)
+                    continue
             one = replace(base, selected=(pid,), features=_member_features(opts.features, ws, pid))
-            out.append(Build(f"-p {pid.name}{suffix}", resolve_with_fetch(one, index), pid))
+            out.append(Build(label, resolve_with_fetch(one, index), pid))
     return out
 
 
@@ -149,13 +165,18 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
     digest = sha256(manifest.read_bytes())
     the_plan = None
     if plan:
-        from .plan import Build, Checker, make_plan
+        from .plan import Build, Checker, Plan, make_plan
         from .rules import load_rules
 
-        def reload(texts: dict[Path, str]) -> list[Build]:
+        def reload(texts: dict[Path, str], near=None) -> list[Build]:
+            if not texts:
+                return builds(ws, opts, targets, index)
             w = load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts,
-                               exclude=opts.exclude) if texts else ws
-            return builds(w, opts, targets, index)
+                               exclude=opts.exclude)
+            ref_texts, ref_builds = near if near is not None else ({}, checker.baseline())
+            changed = frozenset(p.resolve() for p in set(texts) | set(ref_texts)
+                                if texts.get(p, originals.get(p)) != ref_texts.get(p, originals.get(p)))
+            return builds(w, opts, targets, index, ref_builds, changed)
 
         originals = {m.path: m.text for m in ws.manifests.values()}
         originals.setdefault(ws.root.path, ws.root.text)
@@ -171,7 +192,13 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
             return index.get(name, registry)
 
         rank = {"clean": 0, "fixable": 0, "partial": 1, "unfixable": 2}
-        for source in [primary] + [a for a in analyses if a.blocked and a is not primary]:
+        if not any(pid.name == opts.blocker and side == TARGET_SIDE for r in resolutions for pid, side in r.units):
+            # no build of the selection has the blocker: a member alone builds a subset of it
+            analyses_to_plan = []
+            the_plan = Plan("clean")
+        else:
+            analyses_to_plan = [primary] + [a for a in analyses if a.blocked and a is not primary]
+        for source in analyses_to_plan:
             try:
                 candidate = make_plan(source, ws, rule_set, checker, opts.strategy, display_path, opts.scope,
                                       partial=opts.partial, versions=versions)

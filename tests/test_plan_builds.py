@@ -184,7 +184,7 @@ def _checker_of(reg, proj):
     index = open_index(srv.index_url)
     ws = load_workspace(proj, workspace=True)
 
-    def reload(texts):
+    def reload(texts, near=None):
         w = load_workspace(proj, workspace=True, texts=texts) if texts else ws
         return builds(w, opts, (MUSL,), index)
 
