@@ -139,6 +139,19 @@ def test_each_member_is_fixed_on_its_own(reg, tmp_path):
     confirm(reg, proj, ["a", "b"], before)
 
 
+def test_a_vendored_union_still_fixes_the_member_that_is_not(reg, tmp_path):
+    """`--workspace` is vendored because `a` asks for it; `cargo build -p b` is not."""
+    files = virtual({"a": 'reqwest = { version = "0.11", features = ["native-tls-vendored"] }', "b": 'reqwest = "0.11"'})
+    proj = write_project(tmp_path, files)
+    before = tls_before(reg, proj, ["a", "b"])
+    r = plan_for(reg, proj, workspace=True)
+    assert r.analysis.vendored                     # the union alone looks clean
+    assert r.plan.status == "fixable"
+    assert {Path(e.file).resolve() for e in r.plan.edits} == {(proj / "b/Cargo.toml").resolve()}
+    write(r.plan)
+    confirm(reg, proj, ["a", "b"], before)
+
+
 # -- 3. inherited dependencies keep TLS in every inheriting member ---------------------------------
 
 
