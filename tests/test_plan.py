@@ -1,6 +1,7 @@
 """The planner end to end: least invasive edits, proven by resolving the edited manifests again."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,9 @@ MUSL = "x86_64-unknown-linux-musl"
 
 
 def cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "codemod", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))         # this tree's code from any working directory
+    return subprocess.run([sys.executable, "-m", "codemod", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=env)
 
 
 def hello(tmp_path) -> Path:
