@@ -42,6 +42,13 @@ def extra_crates() -> list[C]:
            D("rustls", "^0.21.6", optional=True)],
           {"default": ["default-tls"], "default-tls": ["native-tls-crate", "__tls"], "native-tls": ["default-tls"],
            "rustls-tls": ["rustls", "__tls"], "__tls": []}),
+        # a release whose `native-tls-vendored` does not reach openssl-sys at all: the rule's
+        # candidate is offered, and the check rejects it
+        C("reqwest", "0.11.14",
+          [D("native-tls-crate", "^0.2.10", optional=True, package="native-tls"),
+           D("rustls", "^0.21.6", optional=True)],
+          {"default": ["default-tls"], "default-tls": ["native-tls-crate", "__tls"], "native-tls": ["default-tls"],
+           "native-tls-vendored": ["native-tls"], "rustls-tls": ["rustls", "__tls"], "__tls": []}),
         # a git2 with no vendored feature at all
         C("git2", "0.16.1",
           [D("libgit2-sys", "^0.15.2"), D("openssl-sys", "^0.9.0", optional=True, target="cfg(unix)")],
@@ -119,6 +126,28 @@ def test_members_sharing_a_culprit_are_fixed_in_linear_checks(reg, tmp_path, n):
     assert checks <= n + 2, r.stderr
     for m in members:
         assert "native-tls-vendored" in (proj / m / "Cargo.toml").read_text()
+    confirm(reg, proj, members, before)
+
+
+@pytest.mark.parametrize("n", [1, 4, 8])
+def test_rejected_candidates_move_each_point_on_once(reg, tmp_path, n):
+    """Every member's cheapest candidate fails; all move on together, so the checks stay linear."""
+    srv, _ = reg
+    members = [f"m{i:02}" for i in range(n)]
+    proj = write_project(tmp_path, virtual({m: 'reqwest = "=0.11.14"' for m in members}))
+    before = tls_before(reg, proj, members)
+    r = cli("-v", "--format", "json", "--allow-dirty", "--workspace", str(proj / "Cargo.toml"), "--index-url", srv.index_url)
+    assert r.returncode == 0, r.stderr
+    checks = int(re.search(r": fixable, (\d+) candidate checks?", r.stderr).group(1))
+    assert checks <= n + 2, r.stderr
+    doc = json.loads(r.stdout)
+    entries = doc if isinstance(doc, list) else [doc]
+    cands = [c for e in entries for c in e.get("candidates", [])]
+    rejected = [c for c in cands if c["status"] == "rejected"]
+    assert rejected and all(c["remedy"] == "vendored-feature" for c in rejected)
+    assert "still builds openssl-sys without `vendored`" in rejected[0]["why"]
+    for m in members:
+        assert 'default-features = false' in (proj / m / "Cargo.toml").read_text()
     confirm(reg, proj, members, before)
 
 
