@@ -65,7 +65,7 @@ class Considered:
     description: str
     cost: int                      # COST of the kind; `edits` breaks ties
     edits: int
-    status: str                    # chosen | rejected | unavailable | not-needed | not-tried
+    status: str                    # chosen | rejected | unavailable | not-needed | not-tried | works
     why: str = ""
 
     def as_json(self) -> dict:
