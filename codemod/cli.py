@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--strategy", choices=("auto", "vendored", "rustls", "openssl-dep"), default="auto",
                    help="force a remedy kind (default: the least invasive that works)")
     g.add_argument("--blocker", default="openssl-sys", metavar="CRATE", help="the crate to keep out (default: openssl-sys)")
+    g.add_argument("--partial", action="store_true",
+                   help="when a culprit has no remedy, still fix the others (reported as partial; exit 3)")
     g.add_argument("--scope", choices=("musl",), default=None,
                    help="put the edits under [target.'cfg(target_env = \"musl\")'.dependencies] so other targets keep the system OpenSSL")
 
@@ -350,7 +352,8 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
                    lock="off" if args.explain else "keep" if args.no_update_lock else "update",
                    lock_writer=os.environ.get("CARGO_STATIC_FIX_LOCK_WRITER") or ("builtin" if args.index_url else "auto"),
                    offline=args.offline or args.frozen, cache_dir=args.cache_dir,
-                   locked_flag="--frozen" if args.frozen else "--locked")
+                   locked_flag="--frozen" if args.frozen else "--locked",
+                   partial=args.partial)
     jobs, failures = plan_jobs(paths)
     if not jobs and not failures:
         raise CodemodError(f"no Cargo.toml to analyse in {', '.join(f'`{p}`' for p in paths)}")
@@ -399,7 +402,7 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
         plan = r.plan
         written = False
         new_entries = None
-        if plan.status == "fixable" and writing:
+        if plan.status in ("fixable", "partial") and writing:
             # a file this run already wrote is fine when it already holds this fix's text
             clash = [p for p in plan.texts if p in written_files and p.read_bytes() != plan.texts[p].encode("utf-8")]
             try:
@@ -425,7 +428,8 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
             sys.stdout.flush()
         if args.verbose:
             progress.clear()
-            print(f"{r.manifest}: {plan.status} ({time.perf_counter() - started:.2f} s)", file=sys.stderr)
+            print(f"{r.manifest}: {plan.status}, {plan.evaluations} candidate check{'s' if plan.evaluations != 1 else ''} "
+                  f"({time.perf_counter() - started:.2f} s)", file=sys.stderr)
     progress.clear()
 
     statuses = {e["status"] for e in entries}
@@ -440,7 +444,7 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
                 statuses.add("error")
     if "error" in statuses:
         code = EXIT_ERROR
-    elif "unfixable" in statuses:
+    elif statuses & {"unfixable", "partially-fixed", "would-partially-fix"}:
         code = EXIT_UNFIXABLE
     elif args.check and "would-fix" in statuses:
         code = EXIT_CHECK
@@ -508,21 +512,25 @@ def _verify(results, opts, args, entries: list[dict]) -> None:
             note = "cargo is not installed: not verified"
         else:
             ok = True
+            # every build the plan was checked for: each selected member alone, and all together
+            selected = [p.name for p in r.workspace.selected_ids()]
+            scopes = [["-p", selected[0]]] if len(selected) == 1 else [["--workspace"]] + [["-p", m] for m in selected]
             for target in (opts.target, *opts.extra_targets):
-                cmd = ["cargo", "tree", "-i", opts.blocker, "-e", "features,normal", "--target", target,
-                       "--manifest-path", str(r.workspace.root.path)]
-                if opts.workspace or r.workspace.root.package is None or len(r.workspace.members) > 1:
-                    cmd.append("--workspace")
-                if args.offline or args.frozen:
-                    cmd.append("--offline")
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-                if proc.returncode == 101 and "did not match any packages" in proc.stderr:
-                    continue
-                if proc.returncode != 0:
-                    ok, note = None, f"cargo could not resolve ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}): not verified"
-                    break
-                if proc.stdout.strip() and f'{opts.blocker} feature "vendored"' not in proc.stdout:
-                    ok, note = False, f"cargo still builds an unvendored {opts.blocker} for {target}"
+                for scope in scopes:
+                    cmd = ["cargo", "tree", "-i", opts.blocker, "-e", "features,normal,no-proc-macro", "--target", target,
+                           "--manifest-path", str(r.workspace.root.path), *scope]
+                    if args.offline or args.frozen:
+                        cmd.append("--offline")
+                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+                    if proc.returncode == 101 and "did not match any packages" in proc.stderr:
+                        continue
+                    if proc.returncode != 0:
+                        ok, note = None, f"cargo could not resolve ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}): not verified"
+                        break
+                    if proc.stdout.strip() and f'{opts.blocker} feature "vendored"' not in proc.stdout:
+                        ok, note = False, f"cargo still builds an unvendored {opts.blocker} for {target} ({' '.join(scope)})"
+                        break
+                if ok is not True:
                     break
             verdict = ok
             if ok:
@@ -553,9 +561,16 @@ def _text_for(r, args, color: bool, written: bool) -> str:
         return "".join(out)
     for w in plan.warnings:
         _warning(w)
+    if args.verbose and plan.candidates:
+        from .report import candidate_lines
+
+        print("\n".join(candidate_lines(plan)), file=sys.stderr)
     if plan.status == "unfixable":
         print(f"{r.manifest}: cannot fix: {plan.reason}", file=sys.stderr)
         return ""
+    if plan.status == "partial":
+        print(f"{r.manifest}: partial fix (--partial); left as they are: {', '.join(plan.unfixed)}: {plan.reason}",
+              file=sys.stderr)
     analysed = {m.path: m.text for m in r.workspace.manifests.values()}
     analysed.setdefault(r.workspace.root.path, r.workspace.root.text)
     originals = {path: analysed.get(path) if analysed.get(path) is not None else path.read_bytes().decode("utf-8")

@@ -30,7 +30,7 @@ class EditError(CodemodError):
 
 DEP_KINDS = ("dependencies", "dev-dependencies", "build-dependencies",
              "dev_dependencies", "build_dependencies")
-ADD_KEYS = ("workspace", "version", "package", "default-features", "features")
+ADD_KEYS = ("workspace", "version", "package", "registry", "default-features", "features", "optional")
 _EDIT_KEYS = {"file", "table", "dependency", "add_features", "remove_features", "default_features"}
 
 

@@ -21,3 +21,8 @@ class ResolveError(CodemodError):
 
 class TargetError(CodemodError):
     pass
+
+
+class PlanError(CodemodError):
+    """A candidate fix could not be checked (the registry failed, an edit cargo would reject): the
+    run stops; this is never taken as "no remedy"."""

@@ -33,6 +33,10 @@ def result_json(r: Result, status: str | None = None) -> dict:
         doc["plan"] = [rem.as_json() for rem in r.plan.remedies]
         if r.plan.reason:
             doc["reason"] = r.plan.reason
+        if r.plan.unfixed:
+            doc["unfixed"] = list(r.plan.unfixed)
+        if r.plan.candidates:
+            doc["candidates"] = [c.as_json() for c in r.plan.candidates]
         if r.plan.warnings:
             doc["warnings"] = list(r.plan.warnings)
     if getattr(r, "lock", None) is not None:
@@ -60,6 +64,8 @@ def plan_status(r: Result, written: bool) -> str:
         return "clean"
     if r.plan.status == "unfixable":
         return "unfixable"
+    if r.plan.status == "partial":
+        return "partially-fixed" if written else "would-partially-fix"
     return "fixed" if written else "would-fix"
 
 
@@ -181,12 +187,30 @@ def plan_lines(r: Result) -> list[str]:
     out = [f"warning: {w}" for w in p.warnings]
     if p.status == "unfixable":
         out.append(f"Cannot fix: {p.reason}.")
-        return out
-    out.append(f"Plan ({p.evaluations} candidate set{'s' if p.evaluations != 1 else ''} checked by resolving again):")
-    for rem in p.remedies:
-        out.append(f"  [{rem.kind}, {rem.source}] {rem.reason}")
-        for note in rem.notes:
-            out.append(f"    note: {note}")
+    else:
+        partial = " (partial: left as they are: " + ", ".join(p.unfixed) + ")" if p.status == "partial" else ""
+        out.append(f"Plan{partial} ({p.evaluations} candidate set{'s' if p.evaluations != 1 else ''} checked by "
+                   f"resolving every build again):")
+        for rem in p.remedies:
+            out.append(f"  [{rem.kind}, {rem.source}] {rem.reason}")
+            for note in rem.notes:
+                out.append(f"    note: {note}")
+        if p.status == "partial":
+            out.append(f"  not fixed: {p.reason}")
+    return out + candidate_lines(p)
+
+
+def candidate_lines(p) -> list[str]:
+    """Every candidate the planner considered, with its cost and what became of it."""
+    if not p.candidates:
+        return []
+    out = ["Candidates considered (cost: 1 vendored feature, 2 rustls switch, 3 new dependency):"]
+    for c in p.candidates:
+        why = f": {c.why}" if c.why else ""
+        if c.source == "-":
+            out.append(f"  {c.culprit}: no candidate — {c.why}")
+        else:
+            out.append(f"  {c.culprit}: [{c.remedy}, {c.source}, cost {c.cost}] {c.description} — {c.status}{why}")
     return out
 
 
@@ -253,9 +277,10 @@ def batch_entries(job, r: Result, written: bool) -> list[dict]:
         culprits = [c for c in doc["culprits"] if c["package"] == name]
         host = [c for c in doc["host_only"] if c["package"] == name]
         touched = m in edited
-        if r.plan.status == "unfixable" and culprits:
+        unfixed = {u.split(" → ")[0] for u in r.plan.unfixed}
+        if r.plan.status == "unfixable" and culprits or r.plan.status == "partial" and name in unfixed:
             status = "unfixable"
-        elif touched or (culprits and r.plan.status == "fixable"):
+        elif touched or (culprits and r.plan.status in ("fixable", "partial")):
             status = "fixed" if written else "would-fix"
         else:
             status = "clean"
@@ -279,10 +304,11 @@ def summary_line(entries: list[dict]) -> str:
     counts: dict[str, int] = {}
     for e in entries:
         counts[e["status"]] = counts.get(e["status"], 0) + 1
-    words = {"fixed": "fixed", "would-fix": "would be fixed", "unfixable": "unfixable", "clean": "clean"}
+    words = {"fixed": "fixed", "would-fix": "would be fixed", "partially-fixed": "partially fixed",
+             "would-partially-fix": "would be partially fixed", "unfixable": "unfixable", "clean": "clean"}
     parts = []
     first = True
-    for status in ("fixed", "would-fix", "unfixable", "clean"):
+    for status in ("fixed", "would-fix", "partially-fixed", "would-partially-fix", "unfixable", "clean"):
         n = counts.get(status, 0)
         if n:
             noun = f" manifest{'s' if n != 1 else ''}" if first else ""

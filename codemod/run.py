@@ -11,11 +11,11 @@ from pathlib import Path
 
 from .analyze import Analysis, analyze
 from .edit import sha256
-from .errors import ResolveError
+from .errors import CodemodError, PlanError, ResolveError
 from .lockfile import load_lock
 from .manifest import Unanalysable
 from .registry.index import IndexSource
-from .resolve import NeedCrates, ResolveInput, UnknownCrate, resolve
+from .resolve import TARGET_SIDE, NeedCrates, ResolveInput, UnknownCrate, resolve
 from .targets import host_triple, read_rustflags
 from .workspace import Workspace, load_workspace
 
@@ -40,6 +40,7 @@ class Options:
     offline: bool = False                    # --offline: git dependencies only from cargo's checkouts; cargo offline too
     cache_dir: Path | None = None            # --cache-dir: where git dependencies are cloned
     locked_flag: str = "--locked"            # the flag named when a lock change is refused (--locked/--frozen)
+    partial: bool = False                    # --partial: fix the culprits that can be fixed when one cannot
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,57 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
     )
 
 
+def builds(ws: Workspace, opts: Options, targets, index, before: list | None = None,
+           changed: frozenset[Path] = frozenset()) -> list:
+    """Every build a plan must fix, resolved: for each target the selected members together
+    (`--workspace`) and, when there are several, each on its own (`-p member`). Versions come
+    from the whole workspace either way (one Cargo.lock), so only the feature pass differs.
+
+    `before` (builds resolved for other manifest texts) and `changed` (the manifests whose text
+    differs from those): a member built alone whose own manifests, path dependencies' manifests
+    and workspace root are all unchanged is built as before, and is not resolved again. (Its feature pass reads nothing
+    else; versions are chosen per compatible line, newest first, so requirements an edit adds
+    elsewhere pick the versions already chosen.)"""
+    from dataclasses import replace
+
+    from .plan import Build
+
+    inp = build_input(ws, opts)
+    previous = {b.label: b for b in before or ()}
+    root = ws.root.path.resolve()
+    out = []
+    for t in targets:
+        suffix = f" --target {t}" if len(targets) > 1 else ""
+        base = replace(inp, target=t)
+        if len(base.selected) == 1:
+            out.append(Build(f"-p {base.selected[0].name}{suffix}", resolve_with_fetch(base, index, opts.blocker), base.selected[0]))
+            continue
+        out.append(Build(f"--workspace{suffix}", resolve_with_fetch(base, index, opts.blocker)))
+        for pid in base.selected:
+            label = f"-p {pid.name}{suffix}"
+            old = previous.get(label)
+            if old is not None and root not in changed:
+                manifests = {(Path(p.path) / "Cargo.toml").resolve() for p, _side in old.resolution.units if p.path}
+                if not manifests & changed:
+                    out.append(old)
+                    continue
+            one = replace(base, selected=(pid,), features=_member_features(opts.features, ws, pid))
+            out.append(Build(label, resolve_with_fetch(one, index, opts.blocker), pid))
+    return out
+
+
+def _member_features(features: tuple[str, ...], ws: Workspace, pid) -> tuple[str, ...]:
+    """`--features` as they apply to one member built alone: cargo applies a feature to every
+    selected member that has it, so a member alone takes the ones it has."""
+    pkg = next(p for p in ws.packages.values() if p.id == pid)
+    keep = []
+    for f in features:
+        owner, _, rest = f.partition("/")
+        if rest and (owner == pkg.name or any(d.name == owner for d in pkg.deps)) or f in pkg.features:
+            keep.append(f)
+    return tuple(keep)
+
+
 def _manifest_file(path: Path) -> Path:
     return path if path.suffix == ".toml" else path / "Cargo.toml"
 
@@ -205,24 +257,56 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
     the_plan = None
     lock = None
     if plan:
-        from .plan import Checker, make_plan
+        from .plan import Build, Checker, Plan, make_plan
         from .rules import load_rules
 
-        def reload(texts: dict[Path, str]):
-            # Candidates may need crates the lock lacks; --locked refuses the lock change afterwards.
-            return resolve_all(load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts,
-                                              exclude=opts.exclude, git=git), replace(opts, locked=False))
+        # Candidates may need crates the lock lacks; --locked refuses the lock change afterwards.
+        check_opts = replace(opts, locked=False)
+
+        def reload(texts: dict[Path, str], near=None) -> list[Build]:
+            if not texts:
+                return builds(ws, check_opts, targets, index)
+            w = load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts,
+                               exclude=opts.exclude, git=git)
+            ref_texts, ref_builds = near if near is not None else ({}, checker.baseline())
+            changed = frozenset(p.resolve() for p in set(texts) | set(ref_texts)
+                                if texts.get(p, originals.get(p)) != ref_texts.get(p, originals.get(p)))
+            return builds(w, check_opts, targets, index, ref_builds, changed)
 
         originals = {m.path: m.text for m in ws.manifests.values()}
         originals.setdefault(ws.root.path, ws.root.text)
         checker = Checker(originals, reload, opts.blocker)
+        selected = ws.selected_ids()
+        if len(selected) == 1:
+            # one member: the builds as they stand are the resolutions made above
+            suffix = (lambda t: f" --target {t}" if len(targets) > 1 else "")
+            checker.seed([Build(f"-p {selected[0].name}{suffix(t)}", r, selected[0]) for t, r in zip(targets, resolutions)])
         rule_set = load_rules() if rules is None else rules
-        for source in [primary] + [a for a in analyses if a.blocked and a is not primary]:
-            the_plan = make_plan(source, ws, rule_set, checker, opts.strategy, display_path, opts.scope)
-            if the_plan.status != "unfixable":
+
+        def versions(name: str, registry: str | None):
+            return index.get(name, registry)
+
+        rank = {"clean": 0, "fixable": 0, "partial": 1, "unfixable": 2}
+        if not any(pid.name == opts.blocker and side == TARGET_SIDE for r in resolutions for pid, side in r.units):
+            # no build of the selection has the blocker: a member alone builds a subset of it
+            analyses_to_plan = []
+            the_plan = Plan("clean")
+        else:
+            analyses_to_plan = [primary] + [a for a in analyses if a.blocked and a is not primary]
+        for source in analyses_to_plan:
+            try:
+                candidate = make_plan(source, ws, rule_set, checker, opts.strategy, display_path, opts.scope,
+                                      partial=opts.partial, versions=versions)
+            except CodemodError as e:
+                # not a verdict on a candidate: the check itself could not be made
+                raise PlanError(f"{manifest}: checking a candidate fix failed: {e}") from None
+            if the_plan is None or rank[candidate.status] < rank[the_plan.status]:
+                the_plan = candidate
+            if rank[the_plan.status] == 0:
                 break
-        if the_plan is not None and the_plan.status == "fixable":
-            lock = _lock_update(ws, opts, index, resolutions[0], lambda: reload(the_plan.texts)[0], the_plan.texts)
+        if the_plan is not None and the_plan.status in ("fixable", "partial"):
+            lock = _lock_update(ws, opts, index, resolutions[0], lambda: reload(the_plan.texts)[0].resolution,
+                                the_plan.texts)
     return Result(manifest, ws, primary, tuple(ws.unanalysable), digest, the_plan,
                   tuple(analyses) if len(analyses) > 1 else (), assumed, lock)
 

@@ -20,6 +20,7 @@ import pytest
 
 from codemod.registry import open_index
 from codemod.run import Options, analyze_manifest
+from cargo_oracle import assert_cargo_accepts, tls_by_scope
 from conftest import cargo_available
 from fixture_registry import cargo_home, write_project
 
@@ -139,6 +140,11 @@ SCENARIOS = [
              {"Cargo.toml": '[workspace]\nmembers = ["app"]\nresolver = "2"\n\n[workspace.dependencies]\nreqwest = "0.11"\n',
               "app/Cargo.toml": pkg("app", 'reqwest = { workspace = true, default-features = false, features = ["rustls-tls"] }')},
              {("app", "reqwest")}),
+    Scenario("workspace-inheritance-two-members",
+             {"Cargo.toml": '[workspace]\nmembers = ["a", "b"]\nresolver = "2"\n\n[workspace.dependencies]\nreqwest = "0.11"\n',
+              "a/Cargo.toml": pkg("a", 'reqwest = { workspace = true }'),
+              "b/Cargo.toml": pkg("b", 'reqwest = { workspace = true }')},
+             {("a", "reqwest"), ("b", "reqwest")}),
     Scenario("path-dependency",
              {"Cargo.toml": pkg("hello", 'netlib = { path = "netlib" }'),
               "netlib/Cargo.toml": pkg("netlib", 'reqwest = "0.11"')},
@@ -394,11 +400,15 @@ def test_cargo_confirms_the_fix(sc: Scenario, strategy, universe, home, tmp_path
         assert strategy == "rustls", plan.reason          # only a forced rustls switch may be impossible (git2, curl 0.4.44)
         return
     assert plan.status == "fixable"
+    members = sorted(p.name for p in result.workspace.selected_ids())
+    feature_flags = [f for f in cargo_flags(sc.args) if f not in ("--workspace", "-p", *sc.args.get("packages", ()))]
+    before = tls_by_scope(tmp_path, home, sc.target, members, feature_flags)
     for path, text in plan.texts.items():
         path.write_text(text)
     flags = cargo_flags(sc.args)
     versions, feats = cargo_blocker_features(tmp_path, home, sc.target, flags)
     assert not versions or "vendored" in feats, (plan.edits, versions, feats)
-    members = {p.name for p in result.workspace.selected_ids()}
+    # every member on its own and all together, and no member loses its TLS backend
+    assert_cargo_accepts(tmp_path, home, sc.target, members, before, feature_flags)
     if strategy == "rustls":
-        assert cargo_culprits(tmp_path, home, sc.target, "features,normal,no-proc-macro", flags, members) == set()
+        assert cargo_culprits(tmp_path, home, sc.target, "features,normal,no-proc-macro", flags, set(members)) == set()

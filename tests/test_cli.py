@@ -31,7 +31,7 @@ def test_json_is_one_stable_object(snapshot):
     doc = json.loads(r.stdout)
     # the bundled index has no crate archives: whether a crate is a proc macro is guessed, and said so
     assert list(doc) == ["manifest", "target", "blocker", "vendored", "culprits", "host_only", "unanalysable",
-                         "assumed_proc_macros", "manifest_sha256", "files", "status", "plan"]
+                         "assumed_proc_macros", "manifest_sha256", "files", "status", "plan", "candidates"]
     assert {"crate": "reqwest 0.11.18", "reason": "no .crate in cargo's cache or in examples/registry"} in doc["assumed_proc_macros"]
     assert doc["files"] == {"examples/hello/Cargo.toml": doc["manifest_sha256"]}
     assert doc["status"] == "would-fix" and doc["plan"][0]["remedy"] == "vendored-feature"

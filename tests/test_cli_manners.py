@@ -121,12 +121,14 @@ def test_json_and_diff_paths_are_relative_and_diffs_apply_from_the_repository_ro
     doc = json.loads(cli("--dry-run", "--format", "json", "--strategy", "rustls", "--index-url", SEED, cwd=member).stdout)
     assert doc["manifest"] == "Cargo.toml"
     assert {e["file"] for step in doc["plan"] for e in step["edits"]} <= {"Cargo.toml", "../../Cargo.toml"}
-    r = cli("--dry-run", "--strategy", "rustls", "--index-url", SEED, cwd=member)
-    assert "--- a/Cargo.toml" in r.stdout and "--- a/crates/app/Cargo.toml" in r.stdout
-    patch = tmp_path / "fix.patch"
-    patch.write_text(r.stdout)
-    applied = subprocess.run(["git", "apply", "--check", str(patch)], cwd=repo, capture_output=True, text=True)
-    assert applied.returncode == 0, applied.stderr
+    # the rustls switch edits the root, the vendored feature the member: both diffs apply from the top
+    for strategy, header in (("rustls", "--- a/Cargo.toml"), ("vendored", "--- a/crates/app/Cargo.toml")):
+        r = cli("--dry-run", "--strategy", strategy, "--index-url", SEED, cwd=member)
+        assert header in r.stdout, r.stdout
+        patch = tmp_path / f"{strategy}.patch"
+        patch.write_text(r.stdout)
+        applied = subprocess.run(["git", "apply", "--check", str(patch)], cwd=repo, capture_output=True, text=True)
+        assert applied.returncode == 0, applied.stderr
 
 
 def test_explain_exits_0_even_when_unfixable(universe, tmp_path):

@@ -84,7 +84,9 @@ def test_batch_fix_edits_shared_root_once_and_goes_on_after_errors(universe, tmp
     assert entries["services/tools/legacy/Cargo.toml"]["status"] == "unfixable"      # git2 has no rustls
     root_text = (repo / "services/Cargo.toml").read_text()
     assert root_text.count("default-features = false") == 1          # one edit, shared by both members
-    assert 'reqwest = { version = "0.11", features = ["json"], default-features = false }' in root_text
+    # the rustls feature goes to the root with `default-features = false`: every member inheriting
+    # the entry keeps a TLS backend
+    assert 'reqwest = { version = "0.11", features = ["json", "rustls-tls"], default-features = false }' in root_text
     assert "1 error" in r.stderr and "unfixable" in r.stderr
     assert not (repo / "ignored/skipme/Cargo.toml").read_text().count("default-features")
     assert (tmp_path / "outside/Cargo.toml").read_text() == pkg("outside", 'reqwest = "0.11"')

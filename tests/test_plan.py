@@ -1,6 +1,7 @@
 """The planner end to end: least invasive edits, proven by resolving the edited manifests again."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from cargo_oracle import assert_cargo_accepts, cargo, tls_by_scope
 from codemod.registry import open_index
 from codemod.run import Options, analyze_manifest
-from fixture_registry import write_project
+from conftest import cargo_available
+from fixture_registry import cargo_home, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = str(ROOT / "examples/registry/index")
@@ -18,7 +21,9 @@ MUSL = "x86_64-unknown-linux-musl"
 
 
 def cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "codemod", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))         # this tree's code from any working directory
+    return subprocess.run([sys.executable, "-m", "codemod", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=env)
 
 
 def hello(tmp_path) -> Path:
@@ -85,7 +90,27 @@ def plan_for(universe, proj, strategy="auto"):
     return analyze_manifest(proj, Options(target=MUSL, strategy=strategy), open_index(srv.index_url), plan=True)
 
 
-def test_reqwest_git2_sqlx_one_vendored_edit_fixes_all(universe, tmp_path):
+@pytest.fixture(scope="module")
+def home(universe, tmp_path_factory):
+    srv, _ = universe
+    return cargo_home(tmp_path_factory.mktemp("cargo"), srv) if cargo_available() else None
+
+
+def write_and_confirm(r, proj: Path, home) -> None:
+    """Write the plan; where cargo is installed, it must agree for every member alone and for the
+    workspace, and no member may lose its TLS crate."""
+    members = sorted(p.name for p in r.workspace.selected_ids())
+    before = None
+    if home is not None:
+        assert cargo(["generate-lockfile"], proj, home).returncode == 0
+        before = tls_by_scope(proj, home, MUSL, members)
+    for path, text in r.plan.texts.items():
+        path.write_text(text)
+    if home is not None:
+        assert_cargo_accepts(proj, home, MUSL, members, before)
+
+
+def test_reqwest_git2_sqlx_one_vendored_edit_fixes_all(universe, tmp_path, home):
     proj = write_project(tmp_path, {"Cargo.toml": PKG + 'reqwest = "0.11"\ngit2 = "0.17"\n'
                                                         'sqlx = { version = "0.7", features = ["runtime-tokio-native-tls"] }\n'})
     r = plan_for(universe, proj)
@@ -93,12 +118,12 @@ def test_reqwest_git2_sqlx_one_vendored_edit_fixes_all(universe, tmp_path):
     # features unify: one vendored feature vendors the one openssl-sys every path reaches
     [rem] = r.plan.remedies
     assert rem.kind == "vendored-feature" and len(rem.edits) == 1
-    (proj / "Cargo.toml").write_text(r.plan.texts[(proj / "Cargo.toml").resolve()])
+    write_and_confirm(r, proj, home)
     srv, _ = universe
     assert reanalyze(proj, srv.index_url).vendored
 
 
-def test_reqwest_git2_sqlx_rustls_where_possible(universe, tmp_path):
+def test_reqwest_git2_sqlx_rustls_where_possible(universe, tmp_path, home):
     proj = write_project(tmp_path, {"Cargo.toml": PKG + 'reqwest = "0.11"\n'
                                                         'sqlx = { version = "0.8.6", features = ["runtime-tokio-native-tls"] }\n'})
     r = plan_for(universe, proj, "rustls")
@@ -106,13 +131,13 @@ def test_reqwest_git2_sqlx_rustls_where_possible(universe, tmp_path):
     assert kinds == {("reqwest", False, ("rustls-tls",), ()),
                      ("sqlx", None, ("runtime-tokio-rustls",), ("runtime-tokio-native-tls",))}
     assert all(rem.source == "rule" for rem in r.plan.remedies)
-    (proj / "Cargo.toml").write_text(r.plan.texts[(proj / "Cargo.toml").resolve()])
+    write_and_confirm(r, proj, home)
     srv, _ = universe
     a = reanalyze(proj, srv.index_url)
     assert not a.culprits and not a.host_only          # sqlx-macros on the host is clean too
 
 
-def test_reqwest_012_rustls_keeps_the_other_defaults(universe, tmp_path):
+def test_reqwest_012_rustls_keeps_the_other_defaults(universe, tmp_path, home):
     proj = write_project(tmp_path, {"Cargo.toml": PKG + 'reqwest = { version = "0.12", features = ["json"] }\n'})
     r = plan_for(universe, proj, "rustls")
     [edit] = r.plan.edits
@@ -120,6 +145,7 @@ def test_reqwest_012_rustls_keeps_the_other_defaults(universe, tmp_path):
     assert edit.add_features == ("rustls-tls", "charset", "http2", "macos-system-configuration")
     text = r.plan.texts[(proj / "Cargo.toml").resolve()]
     assert 'reqwest = { version = "0.12", features = ["json", "rustls-tls", "charset", "http2", "macos-system-configuration"], default-features = false }' in text
+    write_and_confirm(r, proj, home)
 
 
 def test_forced_strategy_that_cannot_work_exits_3(universe, tmp_path):
@@ -140,7 +166,7 @@ def test_common_mistake_rustls_with_defaults_on(universe, tmp_path):
     assert "set `default-features = false`" in r.stderr
 
 
-def test_workspace_inherited_dependency_is_switched_at_the_root(universe, tmp_path):
+def test_workspace_inherited_dependency_is_switched_at_the_root(universe, tmp_path, home):
     proj = write_project(tmp_path, {
         "Cargo.toml": '[workspace]\nmembers = ["app"]\nresolver = "2"\n\n[workspace.dependencies]\n'
                       'reqwest = { version = "0.11", features = ["json"] }\n',
@@ -150,9 +176,11 @@ def test_workspace_inherited_dependency_is_switched_at_the_root(universe, tmp_pa
     files = {Path(e.file).resolve(): e for e in r.plan.edits}
     root, member = (proj / "Cargo.toml").resolve(), (proj / "app/Cargo.toml").resolve()
     assert files[root].table == "workspace.dependencies" and files[root].default_features is False
-    assert files[member].add_features == ("rustls-tls",) and files[member].default_features is None
-    assert 'reqwest = { version = "0.11", features = ["json"], default-features = false }' in r.plan.texts[root]
-    assert 'reqwest = { workspace = true, features = ["blocking", "rustls-tls"] }' in r.plan.texts[member]
+    # every member that inherits the entry loses the default TLS with it, so the rustls feature
+    # goes to the root too: no inheriting member is left without TLS
+    assert member not in files and files[root].add_features == ("rustls-tls",)
+    assert 'reqwest = { version = "0.11", features = ["json", "rustls-tls"], default-features = false }' in r.plan.texts[root]
+    write_and_confirm(r, proj, home)
 
 
 def test_plan_file_applies_without_a_registry_and_refuses_stale_plans(tmp_path):

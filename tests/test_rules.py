@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from cargo_oracle import assert_cargo_accepts, cargo, tls_by_scope
 from codemod.rules import RuleError, load_rules, parse_rules
+from conftest import cargo_available
+from fixture_registry import cargo_home
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKOUT = dict(os.environ, PYTHONPATH=str(ROOT))      # run this checkout's code from any directory
@@ -126,8 +129,14 @@ def test_every_rule_has_a_snapshot_case():
     assert not missing, f"add a fixture dependency line to SNAPSHOT_CASES for {missing}"
 
 
+@pytest.fixture(scope="module")
+def home(universe, tmp_path_factory):
+    srv, _ = universe
+    return cargo_home(tmp_path_factory.mktemp("cargo"), srv) if cargo_available() else None
+
+
 @pytest.mark.parametrize("rule,kind,line", list(_cases()))
-def test_rule_snapshot(rule, kind, line, universe, tmp_path, snapshot):
+def test_rule_snapshot(rule, kind, line, universe, tmp_path, snapshot, home):
     assert line is not None, f"no snapshot case for {rule_id(rule)}"
     srv, _ = universe
     proj = tmp_path / "app"
@@ -145,6 +154,14 @@ def test_rule_snapshot(rule, kind, line, universe, tmp_path, snapshot):
     assert any(r["source"] == "rule" for r in remedies), "the rule itself must produce the remedy"
     doc["manifest_sha256"] = "<sha256>"
     assert {"diff": diff.stdout, "plan": doc["plan"], "status": doc["status"]} == snapshot
+    if home is not None:
+        # the plan, written, is what cargo builds: no unvendored openssl-sys, TLS kept
+        assert cargo(["generate-lockfile"], proj, home).returncode == 0
+        before = tls_by_scope(proj, home, "x86_64-unknown-linux-musl", ["app"])
+        apply = subprocess.run(args[:3] + args[4:] + ["--allow-dirty"], cwd=tmp_path, capture_output=True, text=True,
+                               timeout=120, env=CHECKOUT)
+        assert apply.returncode == 0, apply.stderr
+        assert_cargo_accepts(proj, home, "x86_64-unknown-linux-musl", ["app"], before)
 
 
 @pytest.mark.parametrize("crate", ["postgres-native-tls", "postgres-openssl"])

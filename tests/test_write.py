@@ -35,8 +35,8 @@ WS_MEMBER = pkg("a", 'reqwest = { workspace = true, features = ["native-tls"] }'
 
 
 def workspace(tmp_path: Path) -> Path:
-    """A fix with --strategy rustls edits both files: default-features at the root, the feature in
-    the member."""
+    """A fix with --strategy rustls edits both files: default-features and the rustls feature at the
+    root, native-tls dropped from the member."""
     return write_project(tmp_path / "ws", {"Cargo.toml": WS_ROOT, "a/Cargo.toml": WS_MEMBER})
 
 
@@ -203,8 +203,11 @@ def test_concurrent_cli_runs(universe, tmp_path):
     assert codes in ([0, 0], [0, 2]), outs
     if codes == [0, 2]:
         assert any("changed since it was read" in err for _, err in outs)
-    assert (ws / "Cargo.toml").read_text() == WS_ROOT.replace('{ version = "0.11" }', '{ version = "0.11", default-features = false }')
-    assert (ws / "a/Cargo.toml").read_text() == WS_MEMBER.replace('"native-tls"', '"rustls-tls"')
+    # the switch turns defaults off at the root, so the rustls feature goes there too (every
+    # inheriting member keeps TLS); the member drops native-tls
+    assert (ws / "Cargo.toml").read_text() == WS_ROOT.replace(
+        '{ version = "0.11" }', '{ version = "0.11", features = ["rustls-tls"], default-features = false }')
+    assert (ws / "a/Cargo.toml").read_text() == WS_MEMBER.replace(', features = ["native-tls"]', '')
     assert leftovers(ws) == []
 
 
@@ -438,8 +441,8 @@ def test_plan_from_a_workspace_run_applies_to_root_and_member(universe, tmp_path
     plan.write_text(r.stdout)
     r = cli("--plan", str(plan), cwd=ws)
     assert r.returncode == 0, r.stderr
-    assert "default-features = false" in (ws / "Cargo.toml").read_text()
-    assert '"rustls-tls"' in (ws / "a/Cargo.toml").read_text()
+    assert 'features = ["rustls-tls"], default-features = false' in (ws / "Cargo.toml").read_text()
+    assert '"native-tls"' not in (ws / "a/Cargo.toml").read_text()
     r = cli("--plan", str(plan), cwd=ws)                   # the files changed since: refused
     assert r.returncode == 2 and "changed since the plan was made" in r.stderr
 

@@ -279,6 +279,7 @@ def crates() -> list[C]:
         C("sqlx", "0.6.3",
           [D("sqlx-core", "^0.6.3", default_features=False), D("sqlx-macros", "^0.6.3", optional=True, default_features=False)],
           {"default": ["macros", "migrate"], "macros": ["sqlx-macros"], "migrate": ["sqlx-macros/migrate", "sqlx-core/migrate"],
+           "postgres": [],
            "_rt-tokio": [], "_rt-async-std": [],
            "runtime-tokio-native-tls": ["sqlx-core/runtime-tokio-native-tls", "sqlx-macros/runtime-tokio-native-tls", "_rt-tokio"],
            "runtime-tokio-rustls": ["sqlx-core/runtime-tokio-rustls", "sqlx-macros/runtime-tokio-rustls", "_rt-tokio"],
