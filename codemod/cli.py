@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        from .registry.http import cancel_all
+
+        cancel_all()            # worker threads blocked on the network end now, not at their timeout
         return 130
 
 
