@@ -4,7 +4,7 @@ proxies, CA bundles and registry tokens, with the settings cargo reads (see conf
 Every failure ends in a RegistryError that names the URL, or in a successful retry.
 
 requests is imported on the first request that needs the network, never on a run that the cache
-answers. One Session per registry, its pool sized to --jobs; urllib3's Retry (mounted through the
+answers (in the background from the start when the cache is empty or --refresh asks). One Session per registry, its pool sized to --jobs; urllib3's Retry (mounted through the
 adapter) retries connection failures, timeouts and 429/5xx answers and waits for Retry-After.
 requests' timeouts bound each socket read, not a whole request, so a watchdog thread shuts down
 the socket of any attempt that outlives its deadline (a server trickling a byte every few seconds
@@ -87,6 +87,11 @@ class _Call:
     def end_attempt(self) -> None:
         _WATCHDOG.disarm(self)
 
+    def progress(self) -> None:
+        """A chunk of the body arrived: the deadline starts again, so a large file on a slow
+        link is not cut off while a server that trickles still fails at the deadline."""
+        _WATCHDOG.renew(self, self.fetcher.settings.timeout)
+
     def pause(self, seconds: float) -> None:
         if self.fetcher._stop.wait(max(seconds, 0.0)):
             raise _Abort()
@@ -108,6 +113,11 @@ class _Watchdog:
                 self._thread = threading.Thread(target=self._run, name="csf-http-deadlines", daemon=True)
                 self._thread.start()
             self._cond.notify()
+
+    def renew(self, call: _Call, timeout: float) -> None:
+        with self._cond:
+            if call.deadline is not None:
+                call.deadline = time.monotonic() + timeout
 
     def disarm(self, call: _Call) -> None:
         with self._cond:
@@ -251,6 +261,17 @@ def _net():
         return _classes
 
 
+def _import_soon() -> None:
+    def work():
+        try:
+            _net()
+        except Exception:
+            pass            # the first request imports again and reports what is wrong
+
+    if not _classes:
+        threading.Thread(target=work, name="csf-import-requests", daemon=True).start()
+
+
 class _TokenAuth:
     """Sets the registry token on a request. requests does not re-apply an auth object on a
     redirect, and strips the header when the redirect leaves the host, so the token never
@@ -297,6 +318,8 @@ class HttpFetcher:
         self._stop = threading.Event()          # set when the host is down or the run is interrupted
         self._interrupted = False
         _fetchers.add(self)
+        if cache is None or refresh or not cache.populated():
+            _import_soon()          # the network will be needed: overlap the import with start-up
 
     @property
     def timeout(self) -> float:
@@ -434,7 +457,7 @@ class HttpFetcher:
                 _discard(r, reuse=False)
                 raise RegistryError(f"{url}: the index answered HTTP {status}")
             try:
-                body = _read_limited(r, url)
+                body = _read_limited(r, url, call.progress)
             except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError) as e:
                 _discard(r, reuse=False)
                 last_error = _describe(e, call)
@@ -522,7 +545,7 @@ def _discard(r, reuse: bool = True) -> None:
         r.close()
 
 
-def _read_limited(r, url: str) -> str:
+def _read_limited(r, url: str, progress: Callable[[], None]) -> str:
     too_big = f"{url}: the index file is larger than {MAX_BODY // (1024 * 1024)} MiB; refusing it"
     declared = r.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY:
@@ -535,6 +558,7 @@ def _read_limited(r, url: str) -> str:
             r.close()
             raise RegistryError(too_big)
         chunks.append(chunk)
+        progress()
     r.raw.release_conn()
     try:
         return b"".join(chunks).decode("utf-8")
