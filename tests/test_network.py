@@ -392,7 +392,7 @@ def test_auth_required_registry_without_a_token(tmp_path):
         assert str(e.value) == (
             f"registry `corp` requires authentication (HTTP 401 from {site.url().removeprefix('sparse+')}); "
             "set CARGO_REGISTRIES_CORP_TOKEN, or run `cargo login --registry corp` (it writes `token` "
-            "under [registries.corp] in $CARGO_HOME/credentials.toml)")
+            "under [registries.corp] in $CARGO_HOME/credentials.toml); a token is issued at https://example.invalid/me")
         r = run_cli(proj)
         assert r.returncode == 2 and r.stderr.count("error:") == 1 and "CARGO_REGISTRIES_CORP_TOKEN" in r.stderr
         assert all("Authorization" not in h for _, h in site.log)
