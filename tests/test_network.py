@@ -5,7 +5,6 @@ requires a token, deadlines against trickling and silent servers, Retry-After, C
 from __future__ import annotations
 
 import datetime
-import hashlib
 import http.client
 import json
 import os

@@ -187,11 +187,13 @@ def open_registry(project_dir: Path, *, index_url: str | None = None, offline: b
             return IndexSource(CargoCacheSource(dirs), jobs)
         if url.startswith("registry+") or (url.startswith("https://") and url.endswith(".git")):
             raise RegistryError(f"{url}: git registries are not supported; use the registry's sparse index (sparse+https://…)")
+        plain = url.removeprefix("sparse+")
+        if not plain.startswith(("http://", "https://")):
+            return open_index(url, jobs=jobs, cache=cache, refresh=refresh, speculate=speculate)
         if settings is None:
             settings = http_settings(config)
         if name is None:
-            plain = url.removeprefix("sparse+").rstrip("/") + "/"
-            name = "crates-io" if plain == DEFAULT_INDEX else _registry_name(config, url)
+            name = "crates-io" if plain.rstrip("/") + "/" == DEFAULT_INDEX else _registry_name(config, url)
         auth = registry_auth(name, config) if name else None
         return open_index(url, jobs=jobs, cache=cache, refresh=refresh, speculate=speculate,
                           settings=settings, auth=auth)
