@@ -428,6 +428,23 @@ def test_auth_required_registry_with_a_token_from_env_or_credentials(tmp_path, m
         site.close()
 
 
+def test_where_tokens_are_found(tmp_path, monkeypatch):
+    from codemod.registry.config import registry_auth
+
+    proj = project(tmp_path, '[registries.my-corp]\nindex = "sparse+https://corp.example/"\ntoken = "from-config"\n')
+    config = load_cargo_config(proj)
+    corp, cio = registry_auth("my-corp", config), registry_auth("crates-io", config)
+    assert corp.token() == "from-config" and cio.token() is None
+    home = Path(os.environ["CARGO_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "credentials.toml").write_text('[registry]\ntoken = "cio-file"\n\n[registries.my-corp]\ntoken = "corp-file"\n')
+    assert (corp.token(), cio.token()) == ("corp-file", "cio-file")          # credentials.toml over config
+    monkeypatch.setenv("CARGO_REGISTRIES_MY_CORP_TOKEN", "corp-env")
+    monkeypatch.setenv("CARGO_REGISTRY_TOKEN", "cio-env")
+    assert (corp.token(), cio.token()) == ("corp-env", "cio-env")            # the environment over both
+    assert "CARGO_REGISTRIES_MY_CORP_TOKEN" in corp.hint and "CARGO_REGISTRY_TOKEN" in cio.hint
+
+
 def test_the_token_never_goes_to_another_host(tmp_path, monkeypatch):
     other = Site()
     site = AuthSite(redirect_to=other.url(host="localhost").removeprefix("sparse+"))

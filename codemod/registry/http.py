@@ -3,12 +3,13 @@ proxies, CA bundles and registry tokens, with the settings cargo reads (see conf
 
 Every failure ends in a RegistryError that names the URL, or in a successful retry.
 
-requests is imported on the first request that needs the network, never on a run that the cache
-answers (in the background from the start when the cache is empty or --refresh asks). One Session per registry, its pool sized to --jobs; urllib3's Retry (mounted through the
-adapter) retries connection failures, timeouts and 429/5xx answers and waits for Retry-After.
-requests' timeouts bound each socket read, not a whole request, so a watchdog thread shuts down
-the socket of any attempt that outlives its deadline (a server trickling a byte every few seconds
-would otherwise hold a request for hours).
+requests is imported when the network is needed, never on a run that the cache answers (in the
+background from the start when the cache is empty or --refresh asks). One Session per registry,
+its pool sized to --jobs; urllib3's Retry (mounted through the adapter) retries connection
+failures, timeouts and 429/5xx answers and waits for Retry-After. requests' timeouts bound each
+socket read, not a whole request, so a watchdog thread shuts down the socket of any attempt that
+outlives its deadline (a server trickling a byte every few seconds would otherwise hold a request
+for hours); the deadline starts again with each 64 KiB of body, so a slow link is not cut off.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ RETRY_STATUS = (429, 500, 502, 503, 504)
 @dataclass(frozen=True)
 class HttpSettings:
     """What cargo's `[http]` and `[net]` configuration says (config.http_settings reads it)."""
-    timeout: float = 30.0             # http.timeout: a deadline for each attempt, connect to last byte
+    timeout: float = 30.0             # http.timeout: each attempt's deadline (renewed per 64 KiB of body)
     retries: int = RETRIES            # net.retry: attempts after the first
     proxy: str | None = None          # http.proxy; None: HTTPS_PROXY / HTTP_PROXY / NO_PROXY
     cainfo: str | None = None         # http.cainfo; None: the system's trusted certificates
