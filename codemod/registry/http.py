@@ -14,8 +14,6 @@ for hours); the deadline starts again with each 64 KiB of body, so a slow link i
 
 from __future__ import annotations
 
-import email.utils
-import socket
 import threading
 import time
 import weakref
@@ -147,6 +145,8 @@ def _shutdown(sock) -> None:
     TLS socket's state is left for its owner to discard)."""
     if sock is None:
         return
+    import socket
+
     try:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except (OSError, TypeError):
@@ -605,6 +605,8 @@ def _retry_after(value: str | None) -> float:
         return min(max(float(value), 0.0), MAX_RETRY_AFTER)
     except ValueError:
         pass
+    import email.utils      # here, not at the top: a run the cache answers never needs it
+
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
         return min(max(when - time.time(), 0.0), MAX_RETRY_AFTER)
