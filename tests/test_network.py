@@ -483,7 +483,8 @@ def test_a_trickling_server_fails_at_the_deadline(tmp_path, retries):
     try:
         proj = project(tmp_path, f"[http]\ntimeout = 1\n\n[net]\nretry = {retries}\n")
         start = time.monotonic()
-        with pytest.raises(RegistryError, match=rf"1/a: cannot reach the index \(timed out; tried {retries + 1} times\)"):
+        tried = "tried once" if retries == 0 else f"tried {retries + 1} times"
+        with pytest.raises(RegistryError, match=rf"1/a: cannot reach the index \(timed out; {tried}\)"):
             analyze(proj, index_url=site.url())
         elapsed = time.monotonic() - start
         assert elapsed < (retries + 1) * 1.0 + 1.2, elapsed     # the body alone would take most of an hour

@@ -439,9 +439,9 @@ class HttpFetcher:
                 raise RegistryError(f"{url}: {_describe_tls(e)}") from None
             except requests.exceptions.ProxyError as e:
                 self._give_up(f"{url}: cannot reach the proxy {_redact(_proxy_of(session, url))} "
-                              f"({_describe(e, call)}; tried {call.sent} times)")
+                              f"({_describe(e, call)}; {_tried(call.sent)})")
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
-                self._give_up(f"{url}: cannot reach the index ({_describe(e, call)}; tried {call.sent} times)")
+                self._give_up(f"{url}: cannot reach the index ({_describe(e, call)}; {_tried(call.sent)})")
             except requests.exceptions.RequestException as e:
                 raise RegistryError(f"{url}: {_describe(e, call)}") from None
             status = r.status_code
@@ -468,7 +468,7 @@ class HttpFetcher:
                 return None
             if status in RETRY_STATUS:                  # the adapter's retries are spent
                 _discard(r, reuse=False)
-                self._give_up(f"{url}: cannot reach the index (HTTP {status}; tried {call.sent} times)")
+                self._give_up(f"{url}: cannot reach the index (HTTP {status}; {_tried(call.sent)})")
             if status != 200:
                 _discard(r, reuse=False)
                 raise RegistryError(f"{url}: the index answered HTTP {status}")
@@ -486,7 +486,7 @@ class HttpFetcher:
                 last_error = "the file is not valid JSON lines (truncated?)"
             call.end_attempt()
             if call.sent >= call.budget:
-                self._give_up(f"{url}: cannot reach the index ({last_error}; tried {call.sent} times)")
+                self._give_up(f"{url}: cannot reach the index ({last_error}; {_tried(call.sent)})")
             call.pause(self.backoff * (2 ** (call.sent - 1)))     # a body cut short: try again
 
     def _give_up(self, message: str):
@@ -586,6 +586,10 @@ def _read_limited(r, url: str, progress: Callable[[], None]) -> str:
         return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
         raise RegistryError(f"{url}: the index file is not UTF-8") from None
+
+
+def _tried(n: int) -> str:
+    return "tried once" if n == 1 else f"tried {n} times"
 
 
 def _looks_complete(body: str) -> bool:
