@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"status": "error", "error": _relative(str(e))}, indent=2))
         return EXIT_ERROR
     except KeyboardInterrupt:
+        from .registry.http import cancel_all
+
+        cancel_all()            # worker threads blocked on the network end now, not at their timeout
         return 130
     except BrokenPipeError:
         return _closed_pipe()

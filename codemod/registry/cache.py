@@ -53,6 +53,10 @@ class HttpCache:
         digest = hashlib.sha256(url.encode()).hexdigest()
         return self.root / "index-v1" / digest[:2] / digest
 
+    def populated(self) -> bool:
+        """Whether any entry was ever written (a cold cache answers nothing)."""
+        return (self.root / "index-v1").is_dir()
+
     def get(self, url: str) -> Entry | None:
         try:
             raw = self._path(url).read_bytes()

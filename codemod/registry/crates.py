@@ -23,6 +23,7 @@ import json
 import os
 import tarfile
 import tempfile
+import time
 import threading
 import tomllib
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ from pathlib import Path
 
 MAX_ARCHIVE = 64 * 1024 * 1024
 _TEMPLATES = ("{crate}", "{version}", "{prefix}", "{lowerprefix}", "{sha256-checksum}")
+
+
+UNREADABLE = object()          # a cached "the registry had no archive": retried after UNREADABLE_TTL
+UNREADABLE_TTL = 3600.0
 
 
 @dataclass(frozen=True)
@@ -118,18 +123,27 @@ class CrateManifests:
             return None
         if doc.get("name") != ref.name or doc.get("version") != ref.version or doc.get("cksum") != ref.cksum:
             return None
+        if doc.get("proc_macro") is None and isinstance(doc.get("unreadable_at"), (int, float)):
+            # the registry had no archive for it a short while ago: do not ask again every run
+            if time.time() - doc["unreadable_at"] < UNREADABLE_TTL:
+                self.failure = doc.get("why") or "no archive"
+                return UNREADABLE
+            return None
         return bool(doc["proc_macro"]) if isinstance(doc.get("proc_macro"), bool) else None
 
-    def _remember(self, ref: CrateRef, answer: bool) -> None:
+    def _remember(self, ref: CrateRef, answer: bool | None, why: str = "") -> None:
         p = self._answer_path(ref)
         if p is None:
             return
+        doc = {"registry": self.registry, "name": ref.name, "version": ref.version, "cksum": ref.cksum,
+               "proc_macro": answer}
+        if answer is None:
+            doc.update(unreadable_at=time.time(), why=why)
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=p.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"registry": self.registry, "name": ref.name, "version": ref.version,
-                           "cksum": ref.cksum, "proc_macro": answer}, f)
+                json.dump(doc, f)
             os.replace(tmp, p)
         except OSError:
             pass                      # a cache that cannot be written only costs speed
@@ -208,6 +222,8 @@ class CrateManifests:
 
     def proc_macro(self, ref: CrateRef) -> bool | None:
         answer = self._cached(ref)
+        if answer is UNREADABLE:
+            return None
         if answer is not None:
             return answer
         answer = self._from_cargo(ref)
@@ -215,6 +231,8 @@ class CrateManifests:
             answer = self._from_archives(ref, [d / f"{ref.name}-{ref.version}.crate" for d in self.local_dirs])
         if answer is None and self.fetcher is not None:
             answer = self._download(ref)
+            if answer is None:
+                self._remember(ref, None, self.failure or "")
         elif answer is None:
             self.failure = self.no_download
         if answer is not None:

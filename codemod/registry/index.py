@@ -201,7 +201,9 @@ class IndexSource:
             self.files += len(todo)
             return
         asked = {n: set(f) for n, f in wants.items()}
-        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.jobs)
+        finished = False
+        try:
             pending = {pool.submit(self.source.fetch, n): n for n in todo}
             seen = set(todo) | set(self._data)
 
@@ -216,7 +218,8 @@ class IndexSource:
                         follow(dep)         # new features asked of a crate already here
 
             while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                # A bounded wait keeps Ctrl-C prompt in whichever thread waits here.
+                done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
                 for fut in done:
                     name = pending.pop(fut)
                     try:
@@ -228,6 +231,16 @@ class IndexSource:
                     self._data[name] = result
                     self.files += 1
                     follow(name)
+            finished = True
+        except KeyboardInterrupt:
+            cancel = getattr(self.source, "cancel", None)
+            if cancel is not None:
+                cancel()
+            raise
+        finally:
+            # On an error, do not wait for speculative fetches still in flight: they end on
+            # their own (at once when the host is down), and nobody needs their answer.
+            pool.shutdown(wait=finished, cancel_futures=not finished)
 
     def _likely_deps(self, versions: list[Package] | None, features: set[str]) -> list[tuple[str, set[str]]]:
         """What the newest version of a crate will probably pull in: its non-optional dependencies,
@@ -353,8 +366,10 @@ class MultiIndex:
 CRATES_IO_NAMES = frozenset({"crates-io", "https://github.com/rust-lang/crates.io-index", "sparse+https://index.crates.io/"})
 
 
-def open_index(url: str | None, jobs: int = 16, cache=None, refresh: bool = False, speculate: str = "features") -> IndexSource:
-    """An index from a URL (`https://`, `sparse+https://`, `file:///`) or a directory path."""
+def open_index(url: str | None, jobs: int = 16, cache=None, refresh: bool = False, speculate: str = "features",
+               settings=None, auth=None) -> IndexSource:
+    """An index from a URL (`https://`, `sparse+https://`, `file:///`) or a directory path;
+    ``settings`` (http.HttpSettings) and ``auth`` (http.RegistryAuth) apply to HTTP indexes."""
     from .http import HttpFetcher
     from .sources import DirSource, SparseSource
 
@@ -367,8 +382,8 @@ def open_index(url: str | None, jobs: int = 16, cache=None, refresh: bool = Fals
     if parsed.scheme == "file":
         return with_crates(IndexSource(DirSource(Path(unquote(parsed.path))), jobs), url, cache)
     if parsed.scheme in ("http", "https"):
-        return with_crates(IndexSource(SparseSource(HttpFetcher(url, cache, jobs, refresh=refresh)), jobs, speculate),
-                           url, cache)
+        return with_crates(IndexSource(SparseSource(HttpFetcher(url, cache, jobs, refresh=refresh, settings=settings, auth=auth)),
+                                       jobs, speculate), url, cache)
     raise RegistryError(f"{url}: unsupported index URL (use https://, sparse+https://, or file:///dir)")
 
 

@@ -43,6 +43,11 @@ class SparseSource:
     def where(self) -> str:
         return self.fetcher.where
 
+    def cancel(self) -> None:
+        from .http import cancel_all
+
+        cancel_all()
+
     def fetch(self, name: str) -> list[Package] | None:
         text, where = self.fetcher.read(index_path(name))
         return None if text is None else parse_index_file(text, where)
