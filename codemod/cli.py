@@ -500,6 +500,9 @@ class _Progress:
             self.stream.flush()
 
 
+VERIFY_TIMEOUT = float(os.environ.get("CARGO_STATIC_FIX_VERIFY_TIMEOUT", "300"))   # per cargo tree call
+
+
 def _verify(results, opts, args, entries: list[dict]) -> None:
     """Ask cargo whether the blocker is gone (or vendored) in each fixed workspace."""
     import shutil
@@ -524,7 +527,14 @@ def _verify(results, opts, args, entries: list[dict]) -> None:
                            "--manifest-path", str(r.workspace.root.path), *scope]
                     if args.offline or args.frozen:
                         cmd.append("--offline")
-                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+                    try:
+                        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=VERIFY_TIMEOUT)
+                    except subprocess.TimeoutExpired:
+                        ok, note = None, f"cargo did not answer within {VERIFY_TIMEOUT:g} s: not verified"
+                        break
+                    except OSError as e:
+                        ok, note = None, f"cargo could not be run ({e.strerror or e}): not verified"
+                        break
                     if proc.returncode == 101 and "did not match any packages" in proc.stderr:
                         continue
                     if proc.returncode != 0:

@@ -250,3 +250,17 @@ def test_corrupt_remembered_answers_are_not_replayed(tmp_path):
     assert memo.lookup("abcd") is None
     path.write_text(json.dumps({"entry": {"stdout": "ok"}, "sha256": "0"}))
     assert memo.lookup("abcd") is None
+
+
+def test_verify_has_a_timeout_and_no_traceback(tmp_path):
+    """A cargo that hangs: --verify says it could not verify, within its timeout."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "cargo").write_text("#!/bin/sh\nsleep 30\n")
+    (fake / "cargo").chmod(0o755)
+    proj = hello(tmp_path / "p")
+    env = {"PATH": f"{fake}:{os.environ['PATH']}", "CARGO_STATIC_FIX_VERIFY_TIMEOUT": "1",
+           "CARGO_STATIC_FIX_LOCK_WRITER": "builtin"}
+    r = cli("--verify", "--allow-dirty", str(proj), "--index-url", SEED, env=env)
+    assert "Traceback" not in r.stderr
+    assert "cargo did not answer within 1 s: not verified" in r.stderr, r.stderr
