@@ -599,9 +599,9 @@ def _text_for(r, args, color: bool, written: bool) -> str:
         for rem in plan.remedies:
             out.append(f"{r.manifest}: fixed: {rem.reason}\n")
             out.extend(f"  note: {n}\n" for n in rem.notes)
-        if not args.quiet:
-            out.extend(line + "\n" for line in next_steps(r, written=True))
     out.extend(_lock_lines(r, args, written))
+    if written and not args.quiet:
+        out.extend(line + "\n" for line in next_steps(r, written=True))
     return "".join(out)
 
 

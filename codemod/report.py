@@ -164,7 +164,9 @@ def next_steps(r: Result, written: bool) -> list[str]:
     for t in targets:
         out.append(f"  cargo build --release --target {t}")
     lock = getattr(r, "lock", None)
-    if lock is None or lock.new is None:
+    if not written:
+        out.append("  note: applying the fix updates Cargo.lock too (`--no-update-lock` leaves that to cargo's next build)")
+    elif lock is None or lock.new is None:
         out.append("  note: Cargo.lock gains the new packages on the first build (or run `cargo update -w` now)")
     return out
 
