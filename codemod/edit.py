@@ -19,7 +19,7 @@ import copy
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import CodemodError
 
@@ -151,9 +151,10 @@ def _semantic(data: dict, edits: list[Edit]) -> dict:
             if _noop_on_string(e):
                 continue
             entry = {"version": entry}
+        removed = [f for f in entry.get("features", []) if f in e.remove_features]
         feats = [f for f in entry.get("features", []) if f not in e.remove_features]
         feats += [f for f in e.add_features if f not in feats]
-        if feats or "features" in entry and not e.remove_features:
+        if feats or "features" in entry and not removed:
             entry["features"] = feats
         else:
             entry.pop("features", None)
@@ -764,6 +765,7 @@ def apply_edits(text: str, edits: list[Edit], where: str) -> str:
         original = tomllib.loads(_nobom(text))
     except tomllib.TOMLDecodeError as e:
         raise EditError(f"{where}: invalid TOML: {e}") from None
+    edits = [_effective(e, original) for e in edits]
     new = text
     for e in edits:
         try:
@@ -774,6 +776,18 @@ def apply_edits(text: str, edits: list[Edit], where: str) -> str:
             raise EditError(f"{where}: {err}") from None
     verify(text, new, edits, where, original)
     return new
+
+
+def _effective(e: Edit, data: dict) -> Edit:
+    """The edit as it applies to this entry: removing a feature the entry does not list changes
+    nothing (and must not drop an empty `features` array the user wrote)."""
+    if e.add is not None or not e.remove_features:
+        return e
+    entry = data
+    for part in table_path(e.table) + (e.dependency,):
+        entry = entry.get(part, {}) if isinstance(entry, dict) else {}
+    listed = entry.get("features", []) if isinstance(entry, dict) else []
+    return replace(e, remove_features=tuple(f for f in e.remove_features if f in listed))
 
 
 def _nobom(text: str) -> str:

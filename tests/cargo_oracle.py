@@ -22,26 +22,20 @@ def scopes(members: list[str]) -> list[list[str]]:
 
 
 def unvendored(cwd: Path, home: Path, target: str, scope: list[str], flags: list[str] = ()) -> list[str]:
-    """`cargo tree -i openssl-sys -e features --target T <scope>`: the openssl-sys versions built for
-    the target without their `vendored` feature (build-dependencies and proc macros run on the
-    host and do not count)."""
-    r = cargo(["tree", "-i", "openssl-sys", "-e", "features,normal,no-proc-macro", "--target", target,
-               "--prefix", "depth", *scope, *flags], cwd, home)
-    if r.returncode == 101 and "did not match any packages" in r.stderr:
-        return []
+    """The openssl-sys versions built for the target without their `vendored` feature, read from
+    the feature sets cargo tree prints for each package (`-f "{p} [{f}]"`): under resolver 1 a
+    feature can reach a package through an edge that is not drawn for this target (an entry of
+    another platform), so the inverted tree's feature edges alone would miss it. Build-dependencies
+    and proc macros run on the host and do not count."""
+    r = cargo(["tree", "-e", "normal,no-proc-macro", "-f", "{p} [{f}]", "--target", target, "--prefix", "none",
+               *scope, *flags], cwd, home)
     assert r.returncode == 0, r.stderr
-    bad, current, vendored = [], None, False
+    bad = set()
     for line in r.stdout.splitlines():
-        m = re.match(r"^0openssl-sys v(\S+)", line)
-        if m:
-            if current and not vendored:
-                bad.append(current)
-            current, vendored = m.group(1), False
-        elif current and re.match(r'^1openssl-sys feature "vendored"', line):
-            vendored = True
-    if current and not vendored:
-        bad.append(current)
-    return bad
+        m = re.match(r"^openssl-sys v(\S+) \[([^\]]*)\]", line)
+        if m and "vendored" not in m.group(2).split(","):
+            bad.add(m.group(1))
+    return sorted(bad)
 
 
 def tls_crates(cwd: Path, home: Path, target: str, scope: list[str], flags: list[str] = ()) -> set[str]:

@@ -126,7 +126,8 @@ def test_workspace_fix_lands_in_workspace_dependencies(debian_home, target_dir, 
     r = tool("--allow-dirty", str(ws), env=env)
     assert r.returncode == 0, r.stderr
     root = (ws / "Cargo.toml").read_text()
-    assert 'reqwest = { version = "0.11", features = ["json"], default-features = false }' in root
+    # default features off at the root, and the rustls feature with them: both members keep TLS
+    assert 'reqwest = { version = "0.11", features = ["json", "rustls-tls"], default-features = false }' in root
     r = cargo("build", cwd=ws, env=env)
     assert r.returncode == 0, r.stderr
     assert blocker_state(ws, env) == "absent"

@@ -85,6 +85,11 @@ class _Call:
 
     def end_attempt(self) -> None:
         _WATCHDOG.disarm(self)
+        # A pooled connection must not keep this call (and so the fetcher and its pool) alive:
+        # urllib3 closes a pool's connections only once nothing reaches the pool any more.
+        conn, self.conn = self.conn, None
+        if conn is not None and getattr(conn, "_csf_call", None) is self:
+            conn._csf_call = None
 
     def progress(self) -> None:
         """A chunk of the body arrived: the deadline starts again, so a large file on a slow
