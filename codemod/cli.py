@@ -166,7 +166,10 @@ def entry() -> None:
         code = _closed_pipe()
     except (OSError, ValueError):
         pass
-    os._exit(code if isinstance(code, int) else EXIT_ERROR)
+    code = code if isinstance(code, int) else EXIT_ERROR
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)          # a profiler or coverage wants its report written at exit
+    os._exit(code)
 
 
 def _closed_pipe() -> int:

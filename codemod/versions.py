@@ -211,6 +211,7 @@ class _Search:
         for pid, dep in inp.extra:
             self.extra[pid] = self.extra.get(pid, ()) + (dep,)
         self.rust_version = inp.rust_version if inp.resolver == "3" else None
+        self.member_ids = frozenset(inp.members)
         self.poisoned = self._poisoned()
 
     # -- the lock -------------------------------------------------------------------------------
@@ -234,7 +235,7 @@ class _Search:
         to the lock's edges; it still prefers the locked versions."""
         if not self.lock:
             return False
-        members = set(self.inp.members)
+        members = self.member_ids
         for pkg in self.inp.locals.values():
             member = pkg.id in members
             for d in self.deps_of(pkg):
@@ -407,7 +408,7 @@ class _Search:
     def run(self, forced: dict[int, int], chain_of) -> _Run:
         st = self.state = _Run()
         self.missing = {}
-        members = [p for p in self.inp.locals.values() if p.id in set(self.inp.members)]
+        members = [p for p in self.inp.locals.values() if p.id in self.member_ids]
         order = {pid: n for n, pid in enumerate(self.inp.members)}
         members.sort(key=lambda p: order[p.id])
 
@@ -479,7 +480,7 @@ class _Search:
         if prev is not None and feats <= prev[0] and (not uses_default or prev[1]):
             return
         st.requested[c.id] = (feats | prev[0], uses_default or prev[1]) if prev else (feats, uses_default)
-        member = c.id in self.inp.members
+        member = c.id in self.member_ids
         self._push(st, c, self.dep_list(c, feats, uses_default, member, chain), step)
 
     def _push(self, st: _Run, pkg: Package, siblings: list, origin: int) -> None:
