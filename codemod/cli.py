@@ -317,15 +317,18 @@ def _run_remembered(args, argv: list[str]) -> int:
 _LAST_INDEX: dict = {}
 
 
-def _early_fetch(index, path: Path):
-    """Start fetching the direct dependencies' index files while the rest of the tool loads: the
-    network waits and the imports overlap. Errors are left for the real resolution to report."""
+def _early_fetch(index, path: Path, targets: list[str]):
+    """Start fetching while the rest of the tool loads, so the network waits and the imports
+    overlap: the direct dependencies' index files, and through speculation (registry/index.py,
+    with the hints of prefetch.py) what they need, what the planner's remedies need and, with a
+    Cargo.lock, only the locked versions' dependencies for the target and the host. Errors are
+    left for the real resolution to report."""
     import threading
-
-    from .workspace import load_workspace
 
     def work():
         try:
+            from .workspace import load_workspace
+
             ws = load_workspace(path)
             wants: dict[tuple, set[str]] = {}
             for pkg in ws.packages.values():
@@ -335,6 +338,7 @@ def _early_fetch(index, path: Path):
                         feats.update(d.features)
                         if d.default_features:
                             feats.add("default")
+            _hint(index, ws, wants, targets)
             index.fetch_many(wants)
         except Exception:
             pass
@@ -342,6 +346,30 @@ def _early_fetch(index, path: Path):
     t = threading.Thread(target=work, daemon=True)
     t.start()
     return t
+
+
+def _hint(index, ws, wants: dict, targets: list[str]) -> None:
+    from .lockfile import load_lock
+    from .prefetch import platform_filter, remedy_features
+    from .rules import load_rules
+
+    hooks = [index.default, *index.named.values()] if hasattr(index, "default") else [index]
+    remedies = remedy_features({name for _registry, name in wants}, load_rules())
+    for idx in hooks:
+        idx.remedy_features = remedies
+    lock = load_lock(ws.lock_path)
+    if lock and ws.resolver != "1":
+        from .targets import host_triple, read_rustflags
+
+        flags = read_rustflags(ws.root.dir)
+        active = []
+
+        def applies(platform: str) -> bool:      # built on first use: the host comes from rustc -vV
+            if not active:
+                active.append(platform_filter(targets, host_triple(), flags))
+            return active[0](platform)
+
+        index.pin(lock.versions, applies)
 
 
 def _run(args, keep_index: bool = False, progress_stream=None) -> int:
@@ -354,7 +382,7 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     index = _open_registry(args, paths[0])
     if keep_index:
         _LAST_INDEX["index"] = index
-    early = _early_fetch(index, paths[0])
+    early = _early_fetch(index, paths[0], targets)
     from .report import batch_entries, failure_entries, summary_line
     from .run import Failure, Options, display_path, plan_jobs, run_jobs
 

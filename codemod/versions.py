@@ -213,6 +213,8 @@ class _Search:
         self.rust_version = inp.rust_version if inp.resolver == "3" else None
         self.member_ids = frozenset(inp.members)
         self.poisoned = self._poisoned()
+        # Versions come from the lock's edges, and features ignore inactive platforms.
+        self.pinned = bool(self.lock) and not self.poisoned and inp.resolver != "1"
 
     # -- the lock -------------------------------------------------------------------------------
 
@@ -304,6 +306,13 @@ class _Search:
         except SemverError as e:
             raise ResolveError(f"{e} (dependency `{dep.name}` of {chain()})") from None
         name = dep.package
+        if (dep.target is not None and self.pinned and not self.target.matches(dep.target)
+                and not self.host.matches(dep.target)
+                and not self.patches.get((None if dep.registry in (None, "crates-io") else dep.registry, name))):
+            # The lock pins every version and resolver 2 ignores inactive platforms' features:
+            # a dependency for neither the target nor the host changes nothing, so its crate is
+            # not fetched (cargo needs it only to choose versions, when there is no lock).
+            return _SKIP
         patched_versions = set()
         patch_key = (None if dep.registry in (None, "crates-io") else dep.registry, name)
         for patch in self.patches.get(patch_key, ()):
