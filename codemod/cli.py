@@ -277,6 +277,8 @@ def _run_remembered(args, argv: list[str]) -> int:
                 if len(found) > 1 or not found:
                     continue
             ws = load_workspace(p, workspace=args.workspace, packages=tuple(args.package))
+            if p == paths[0]:
+                _LOADED["workspace"] = (p, ws)      # the early fetch starts from it on a miss
             files += [m.path for m in ws.manifests.values()] + [ws.root.path, ws.lock_path]
             if ws.resolver == "3" and not ws.rust_version:
                 rustc = installed_rust_version()      # resolver 3 then prefers what this rustc supports
@@ -315,6 +317,7 @@ def _run_remembered(args, argv: list[str]) -> int:
 
 
 _LAST_INDEX: dict = {}
+_LOADED: dict = {}
 
 
 def _early_fetch(index, path: Path, targets: list[str]):
@@ -325,11 +328,17 @@ def _early_fetch(index, path: Path, targets: list[str]):
     left for the real resolution to report."""
     import threading
 
+    sent = threading.Event()
+
     def work():
         try:
-            from .workspace import load_workspace
+            known = _LOADED.get("workspace")
+            if known is not None and known[0] == path:
+                ws = known[1]
+            else:
+                from .workspace import load_workspace
 
-            ws = load_workspace(path)
+                ws = load_workspace(path)
             wants: dict[tuple, set[str]] = {}
             for pkg in ws.packages.values():
                 for d in pkg.deps:
@@ -339,13 +348,23 @@ def _early_fetch(index, path: Path, targets: list[str]):
                         if d.default_features:
                             feats.add("default")
             _hint(index, ws, wants, targets)
+            sent.set()
             index.fetch_many(wants)
         except Exception:
             pass
+        finally:
+            sent.set()
 
     t = threading.Thread(target=work, daemon=True)
     t.start()
+    # The main thread's imports would compete for the interpreter with the first requests: let
+    # them go out first (the rest of the tool loads while the network answers).
+    sent.wait(0.5)
     return t
+
+
+def _sources(index) -> list:
+    return [index.default, *index.named.values()] if hasattr(index, "default") else [index]
 
 
 def _hint(index, ws, wants: dict, targets: list[str]) -> None:
@@ -353,9 +372,8 @@ def _hint(index, ws, wants: dict, targets: list[str]) -> None:
     from .prefetch import platform_filter, remedy_features
     from .rules import load_rules
 
-    hooks = [index.default, *index.named.values()] if hasattr(index, "default") else [index]
-    remedies = remedy_features({name for _registry, name in wants}, load_rules())
-    for idx in hooks:
+    remedies = remedy_features({name for _registry, name in wants}, load_rules)
+    for idx in _sources(index):
         idx.remedy_features = remedies
     lock = load_lock(ws.lock_path)
     if lock and ws.resolver != "1":
@@ -377,6 +395,12 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
 
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
     targets = args.target or [DEFAULT_TARGET]
+    if not (args.offline or args.frozen):
+        import threading
+
+        from .registry.http import preload
+
+        threading.Thread(target=preload, daemon=True).start()      # while the registry is opened
     for t in targets:
         load_target(t)
     index = _open_registry(args, paths[0])

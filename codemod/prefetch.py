@@ -15,16 +15,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 
-def remedy_features(direct: Iterable[str], rules) -> Callable:
+def remedy_features(direct: Iterable[str], load_rules: Callable) -> Callable:
     """For a package (an index line), the features a remedy might turn on; only for the crates
-    named in `direct` (the planner edits direct dependencies only)."""
+    named in `direct` (the planner edits direct dependencies only). The rules are read when the
+    first of those crates arrives, not before the first request."""
     from .rules import rules_for
 
     names = {n.lower() for n in direct}
+    loaded: list = []
 
     def features(pkg) -> set[str]:
         if pkg.name.lower() not in names:
             return set()
+        if not loaded:
+            try:
+                loaded.append(load_rules())
+            except Exception:            # the run reports broken rules itself; a hint stays quiet
+                loaded.append([])
+        rules = loaded[0]
         out = {f for rule in rules_for(rules, pkg.name, pkg.id.version) for rem in rule.remedies
                for f in rem.add_features if f in pkg.features}
         return out | _tls_features(pkg)
