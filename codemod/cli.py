@@ -350,6 +350,11 @@ def _early_fetch(index, path: Path, targets: list[str]):
             _hint(index, ws, wants, targets)
             sent.set()
             index.fetch_many(wants)
+            for idx in _sources(index):
+                # The network was needed (a cold or stale cache): the crate archives read for the
+                # proc-macro check will be too; learn where they are while the resolver runs.
+                if idx.requests and idx.crates is not None:
+                    idx.crates.prepare()
         except Exception:
             pass
         finally:

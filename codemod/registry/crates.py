@@ -172,6 +172,12 @@ class CrateManifests:
 
     # -- the registry ---------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Learn the registry's download template now (its config.json), ahead of the downloads
+        a cold run will make once the versions are chosen."""
+        if self.fetcher is not None:
+            self._template()
+
     def _template(self) -> str | None:
         with self._lock:
             if self._dl is None and self._dl_error is None:
