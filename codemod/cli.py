@@ -320,7 +320,7 @@ _LAST_INDEX: dict = {}
 _LOADED: dict = {}
 
 
-def _early_fetch(index, path: Path, targets: list[str]):
+def _early_fetch(index, path: Path, targets: list[str], cold: bool = False):
     """Start fetching while the rest of the tool loads, so the network waits and the imports
     overlap: the direct dependencies' index files, and through speculation (registry/index.py,
     with the hints of prefetch.py) what they need, what the planner's remedies need and, with a
@@ -348,13 +348,14 @@ def _early_fetch(index, path: Path, targets: list[str]):
                         if d.default_features:
                             feats.add("default")
             _hint(index, ws, wants, targets)
+            if cold:
+                # A cold cache: the crate archives read for the proc-macro check will be
+                # downloaded too; learn where from (config.json) during the wave.
+                for idx in _sources(index):
+                    if idx.crates is not None:
+                        threading.Thread(target=idx.crates.prepare, daemon=True).start()
             sent.set()
             index.fetch_many(wants)
-            for idx in _sources(index):
-                # The network was needed (a cold or stale cache): the crate archives read for the
-                # proc-macro check will be too; learn where they are while the resolver runs.
-                if idx.requests and idx.crates is not None:
-                    idx.crates.prepare()
         except Exception:
             pass
         finally:
@@ -366,6 +367,27 @@ def _early_fetch(index, path: Path, targets: list[str]):
     # them go out first (the rest of the tool loads while the network answers).
     sent.wait(0.5)
     return t
+
+
+def _network_likely(index) -> bool:
+    """Whether this run will make HTTP requests: a remote registry whose cached file for a direct
+    dependency is missing or stale (a warm run imports no HTTP client)."""
+    fetchers = [getattr(i.source, "fetcher", None) for i in _sources(index)]
+    fetchers = [f for f in fetchers if f is not None]
+    if not fetchers:
+        return False
+    known = _LOADED.get("workspace")
+    fetcher = getattr(index.default.source, "fetcher", None) if hasattr(index, "default") else None
+    if known is None or fetcher is None or fetcher.cache is None or fetcher.refresh:
+        return True
+    names = sorted({d.package for p in known[1].packages.values() for d in p.deps
+                    if d.source == "registry" and d.registry is None})
+    if not names:
+        return False
+    from .registry.index import index_path
+
+    seen = fetcher.cache.digest(fetcher.base + index_path(names[0]))
+    return seen is None or time.time() - seen[1] >= fetcher.cache.ttl
 
 
 def _sources(index) -> list:
@@ -400,18 +422,19 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
 
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
     targets = args.target or [DEFAULT_TARGET]
-    if not (args.offline or args.frozen):
+    for t in targets:
+        load_target(t)
+    index = _open_registry(args, paths[0])
+    cold = _network_likely(index)
+    if cold:
         import threading
 
         from .registry.http import preload
 
-        threading.Thread(target=preload, daemon=True).start()      # while the registry is opened
-    for t in targets:
-        load_target(t)
-    index = _open_registry(args, paths[0])
+        threading.Thread(target=preload, daemon=True).start()      # while the fetch is prepared
     if keep_index:
         _LAST_INDEX["index"] = index
-    early = _early_fetch(index, paths[0], targets)
+    early = _early_fetch(index, paths[0], targets, cold)
     from .report import batch_entries, failure_entries, summary_line
     from .run import Failure, Options, display_path, plan_jobs, run_jobs
 
@@ -424,6 +447,12 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     jobs, failures = plan_jobs(paths)
     if not jobs and not failures:
         raise CodemodError(f"no Cargo.toml to analyse in {', '.join(f'`{p}`' for p in paths)}")
+    if cold:
+        # The network answers for a while yet: load what the analysis and the planner use now
+        # rather than after the wave (a warm run has no such wait, and loads them only if needed).
+        import networkx  # noqa: F401
+
+        from . import plan  # noqa: F401
     early.join()
     started = time.perf_counter()
 
