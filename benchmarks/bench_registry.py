@@ -16,7 +16,8 @@ taken in turn (A B A B …), each figure the median of --runs:
   `cargo tree -i openssl-sys -e features --offline --target x86_64-unknown-linux-musl` on the same
   project (goal <= 3), and a remembered answer / that cargo tree (goal <= 1.5).
 
-Prints figures; asserts nothing. Needs cargo for the ratios to cargo.
+The package is byte-compiled first, as an installed tool is. Prints figures; asserts nothing.
+Needs cargo for the ratios to cargo.
 """
 
 from __future__ import annotations
@@ -145,6 +146,9 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.03)
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
+    # compiled bytecode, as an installed tool has (PYTHONDONTWRITEBYTECODE would otherwise make
+    # every run compile the package again)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "codemod")], check=True, capture_output=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-registry-"))
     try:
         registry_from_index(ROOT / "examples/registry/index", tmp / "reg", set(KNOWN))
