@@ -5,7 +5,6 @@ Every failure ends in a RegistryError that names the URL, or in a successful ret
 
 from __future__ import annotations
 
-import email.utils
 import random
 import threading
 import time
@@ -213,6 +212,8 @@ def _retry_after(value: str | None) -> float:
         return min(max(float(value), 0.0), MAX_RETRY_AFTER)
     except ValueError:
         pass
+    import email.utils           # only for a Retry-After date: not on every run's import path
+
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
         return min(max(when - time.time(), 0.0), MAX_RETRY_AFTER)
