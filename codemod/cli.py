@@ -110,6 +110,7 @@ def _check_args(parser, args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _LOADED.clear()                     # what an earlier call in this process read is not this run's
     if argv[:1] == ["static-fix"]:      # invoked by cargo as `cargo-static-fix static-fix ARGS`
         argv = argv[1:]
     parser = build_parser()
