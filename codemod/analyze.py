@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import islice
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from .errors import CodemodError
-from .graph import build_graph, pkg_node
+from .graph import pkg_node
 from .model import BUILD, PkgId
 from .resolve import HOST_SIDE, TARGET_SIDE, Resolution
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 MAX_CHAINS = 200   # per selected package; real graphs have a handful, this only bounds pathological ones
 
@@ -47,7 +49,7 @@ class Analysis:
     culprits: tuple[Culprit, ...]         # paths that put the blocker into the target binary
     host_only: tuple[Culprit, ...]        # paths only through build scripts / proc macros
     resolution: Resolution
-    graph: nx.DiGraph
+    graph: nx.DiGraph | None             # None when the blocker is not built at all: nothing to explain
 
     @property
     def built(self) -> bool:
@@ -66,24 +68,43 @@ def step_label(node) -> str:
     return f"{node[1].name} [{node[3]}]"
 
 
+def _nx():
+    """networkx, imported when a chain is to be traced: a build without the blocker needs none."""
+    import networkx
+
+    return networkx
+
+
+def build_graph(res: Resolution):
+    from .graph import build_graph as build
+
+    return build(res)
+
+
 def analyze(res: Resolution, blocker: str = "openssl-sys") -> Analysis:
-    g = build_graph(res)
-    built = nx.subgraph_view(g, filter_edge=lambda u, v: g[u][v]["built"])
     target_units = sorted((pid for pid, side in res.units if pid.name == blocker and side == TARGET_SIDE),
                           key=lambda p: p.version)
     feats: set[str] = set()
     for pid in target_units:
         feats |= res.unit_features(pid, TARGET_SIDE)
     vendored = bool(target_units) and all("vendored" in res.unit_features(p, TARGET_SIDE) for p in target_units)
+    if not any(pid.name == blocker for pid, _side in res.units):
+        # Not built on either side: no culprit and no chain (the culprits are named by what the
+        # build compiles, below), so the activation graph is not needed.
+        return Analysis(blocker, res.input.target, (), (), False, (), (), res, None)
+    nx = _nx()
+    g = build_graph(res)
+    built = nx.subgraph_view(g, filter_edge=lambda u, v: g[u][v]["built"])
     ends = {n for n in g if n[0] == "pkg" and n[1].name == blocker}
 
     groups: dict[tuple, set] = {}
+    built_ancestors: dict = {}
     for member in res.input.selected:
         proc_macro = res.packages[member].proc_macro      # built for the host only, with its dependencies
         src = pkg_node(member, res.key(HOST_SIDE) if proc_macro else "normal")
         if src not in g or not ends:
             continue
-        for path in islice(_paths(built, src, ends), MAX_CHAINS):
+        for path in islice(_paths(built, src, ends, built_ancestors), MAX_CHAINS):
             first = _first_dependency_edge(g, path, member)
             if first is None:
                 continue
@@ -167,18 +188,36 @@ def _unit_chains(res: Resolution, blocker: str, goal_side: str) -> dict[tuple, t
     return out
 
 
-def _paths(g, src, ends):
+def _paths(g, src, ends, cache: dict | None = None):
+    """Every simple path from src to an end, within the nodes that lie on some path to an end
+    (reachable from src and an ancestor of an end). Those ancestors are the same for every
+    member of a workspace: `cache` keeps them across calls on the same graph, so each member
+    costs only its own culprit subgraph, not the whole graph."""
     if src not in g:
         return
-    reach = nx.descendants(g, src)
-    targets = [e for e in ends if e in reach]
-    if not targets:
+    cache = {} if cache is None else cache
+    towards = cache.get("towards")
+    if towards is None:
+        nx = _nx()
+        towards = set(ends)
+        for e in ends:
+            if e in g:
+                towards |= nx.ancestors(g, e)
+        cache["towards"] = towards
+    if src not in towards:
         return
     keep = {src}
-    for e in targets:
-        keep |= (nx.ancestors(g, e) & reach) | {e}
+    todo = [src]
+    while todo:
+        for v in g.succ[todo.pop()]:
+            if v in towards and v not in keep:
+                keep.add(v)
+                todo.append(v)
+    targets = [e for e in ends if e in keep and e != src]
+    if not targets:
+        return
     sub = g.subgraph(keep)
-    yield from nx.all_simple_paths(sub, src, targets)
+    yield from _nx().all_simple_paths(sub, src, targets)
 
 
 def _first_dependency_edge(g, path, member: PkgId):
@@ -221,6 +260,8 @@ def _unified_chains(g, built, res: Resolution, ends, blocker: str, groups: dict)
         return
     selected = set(res.input.selected)
     unified = None
+    unified_ancestors: dict = {}
+    enablers: dict = {}
     for member, _side, i, child, cside in sorted(res.unit_edges, key=lambda e: (e[0].name, e[2])):
         if member not in selected or (child, cside) not in reaches:
             continue
@@ -233,8 +274,9 @@ def _unified_chains(g, built, res: Resolution, ends, blocker: str, groups: dict)
             unified = _with_activation_edges(g, res)
         start = pkg_node(child, res.key(cside))
         chains = {}
-        for path in islice(_paths(unified, start, ends), MAX_CHAINS):
-            label = (member.name,) + tuple(_unified_label(g, n, prev, res, member) for prev, n in zip((None,) + tuple(path), path))
+        for path in islice(_paths(unified, start, ends, unified_ancestors), MAX_CHAINS):
+            label = (member.name,) + tuple(_unified_label(g, n, prev, res, member, enablers)
+                                           for prev, n in zip((None,) + tuple(path), path))
             chains[label] = (pkg_node(member, "normal"),) + tuple(path)
         if chains:
             groups[key] = chains
@@ -242,7 +284,7 @@ def _unified_chains(g, built, res: Resolution, ends, blocker: str, groups: dict)
 
 def _with_activation_edges(g, res: Resolution):
     """The built graph plus `package → its own feature` edges for every feature it is built with."""
-    h = nx.DiGraph()
+    h = _nx().DiGraph()
     h.add_edges_from((u, v, d) for u, v, d in g.edges(data=True) if d["built"])
     for node in list(g.nodes):
         if node[0] == "pkg" and node in h:
@@ -254,12 +296,16 @@ def _with_activation_edges(g, res: Resolution):
     return h
 
 
-def _unified_label(g, node, prev, res: Resolution, member: PkgId) -> str:
+def _unified_label(g, node, prev, res: Resolution, member: PkgId, enablers: dict) -> str:
     label = step_label(node)
     if node[0] != "feat" or prev is None or prev[0] != "pkg" or prev[1] != node[1]:
         return label
-    # A feature the package is built with because somebody else asked for it: say who.
-    who = sorted({m.name for m in res.input.selected if m != member and node in nx.descendants(g, pkg_node(m, "normal"))})
+    # A feature the package is built with because somebody else asked for it: say who (the
+    # selected members the feature is reachable from, found once per feature: its ancestors).
+    if node not in enablers:
+        above = _nx().ancestors(g, node)
+        enablers[node] = [m for m in res.input.selected if pkg_node(m, "normal") in above]
+    who = sorted({m.name for m in enablers[node] if m != member})
     if not who:
         who = sorted({u[1].name for u in g.predecessors(node) if u[1] != node[1]})
     return f"{label} (enabled by {', '.join(who)})" if who else label

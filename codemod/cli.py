@@ -114,6 +114,7 @@ def _check_args(parser, args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _LOADED.clear()                     # what an earlier call in this process read is not this run's
     if argv[:1] == ["static-fix"]:      # invoked by cargo as `cargo-static-fix static-fix ARGS`
         argv = argv[1:]
     parser = build_parser()
@@ -159,6 +160,24 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _error(f"internal error: {type(e).__name__}: {e} (set CARGO_STATIC_FIX_TRACEBACK=1 for details, and please report it)")
         return EXIT_ERROR
+
+
+def entry() -> None:
+    """The command's entry point: once the answer is out, leave without the interpreter's
+    teardown (module and thread cleanup costs a noticeable share of a short run). Only here, never
+    in `main`, which tests and other callers run in their own process."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        code = _closed_pipe()
+    except (OSError, ValueError):
+        pass
+    code = code if isinstance(code, int) else EXIT_ERROR
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)          # a profiler or coverage wants its report written at exit
+    os._exit(code)
 
 
 def _closed_pipe() -> int:
@@ -253,7 +272,7 @@ def _run_remembered(args, argv: list[str]) -> int:
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
     from .discover import find_manifests
 
-    from .run import installed_rust_version
+    from .targets import installed_rust_version
 
     rustc = None
     try:
@@ -266,6 +285,8 @@ def _run_remembered(args, argv: list[str]) -> int:
                 if len(found) > 1 or not found:
                     continue
             ws = load_workspace(p, workspace=args.workspace, packages=tuple(args.package))
+            if p == paths[0]:
+                _LOADED["workspace"] = (p, ws)      # the early fetch starts from it on a miss
             files += [m.path for m in ws.manifests.values()] + [ws.root.path, ws.lock_path]
             if ws.resolver == "3" and not ws.rust_version:
                 rustc = installed_rust_version()      # resolver 3 then prefers what this rustc supports
@@ -304,18 +325,28 @@ def _run_remembered(args, argv: list[str]) -> int:
 
 
 _LAST_INDEX: dict = {}
+_LOADED: dict = {}
 
 
-def _early_fetch(index, path: Path):
-    """Start fetching the direct dependencies' index files while the rest of the tool loads: the
-    network waits and the imports overlap. Errors are left for the real resolution to report."""
+def _early_fetch(index, path: Path, targets: list[str], cold: bool = False):
+    """Start fetching while the rest of the tool loads, so the network waits and the imports
+    overlap: the direct dependencies' index files, and through speculation (registry/index.py,
+    with the hints of prefetch.py) what they need, what the planner's remedies need and, with a
+    Cargo.lock, only the locked versions' dependencies for the target and the host. Errors are
+    left for the real resolution to report."""
     import threading
 
-    from .workspace import load_workspace
+    sent = threading.Event()
 
     def work():
         try:
-            ws = load_workspace(path)
+            known = _LOADED.get("workspace")
+            if known is not None and known[0] == path:
+                ws = known[1]
+            else:
+                from .workspace import load_workspace
+
+                ws = load_workspace(path)
             wants: dict[tuple, set[str]] = {}
             for pkg in ws.packages.values():
                 for d in pkg.deps:
@@ -324,13 +355,74 @@ def _early_fetch(index, path: Path):
                         feats.update(d.features)
                         if d.default_features:
                             feats.add("default")
+            _hint(index, ws, wants, targets)
+            if cold:
+                # A cold cache: the crate archives read for the proc-macro check will be
+                # downloaded too; learn where from (config.json) during the wave.
+                for idx in _sources(index):
+                    if idx.crates is not None:
+                        threading.Thread(target=idx.crates.prepare, daemon=True).start()
+            sent.set()
             index.fetch_many(wants)
         except Exception:
             pass
+        finally:
+            sent.set()
 
     t = threading.Thread(target=work, daemon=True)
     t.start()
+    # The main thread's imports would compete for the interpreter with the first requests: let
+    # them go out first (the rest of the tool loads while the network answers).
+    sent.wait(0.5)
     return t
+
+
+def _network_likely(index) -> bool:
+    """Whether this run will make HTTP requests: a remote registry whose cached file for a direct
+    dependency is missing or stale (a warm run imports no HTTP client)."""
+    fetchers = [getattr(i.source, "fetcher", None) for i in _sources(index)]
+    fetchers = [f for f in fetchers if f is not None]
+    if not fetchers:
+        return False
+    known = _LOADED.get("workspace")
+    fetcher = getattr(index.default.source, "fetcher", None) if hasattr(index, "default") else None
+    if known is None or fetcher is None or fetcher.cache is None or fetcher.refresh:
+        return True
+    names = sorted({d.package for p in known[1].packages.values() for d in p.deps
+                    if d.source == "registry" and d.registry is None})
+    if not names:
+        return False
+    from .registry.index import index_path
+
+    seen = fetcher.cache.digest(fetcher.base + index_path(names[0]))
+    return seen is None or time.time() - seen[1] >= fetcher.cache.ttl
+
+
+def _sources(index) -> list:
+    return [index.default, *index.named.values()] if hasattr(index, "default") else [index]
+
+
+def _hint(index, ws, wants: dict, targets: list[str]) -> None:
+    from .lockfile import load_lock
+    from .prefetch import platform_filter, remedy_features
+    from .rules import load_rules
+
+    remedies = remedy_features({name for _registry, name in wants}, load_rules)
+    for idx in _sources(index):
+        idx.remedy_features = remedies
+    lock = load_lock(ws.lock_path)
+    if lock and ws.resolver != "1":
+        from .targets import host_triple, read_rustflags
+
+        flags = read_rustflags(ws.root.dir)
+        active = []
+
+        def applies(platform: str) -> bool:      # built on first use: the host comes from rustc -vV
+            if not active:
+                active.append(platform_filter(targets, host_triple(), flags))
+            return active[0](platform)
+
+        index.pin(lock.versions, applies)
 
 
 def _run(args, keep_index: bool = False, progress_stream=None) -> int:
@@ -341,9 +433,23 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     for t in targets:
         load_target(t)
     index = _open_registry(args, paths[0])
+    if "workspace" not in _LOADED and (paths[0].suffix == ".toml" or (paths[0] / "Cargo.toml").is_file()):
+        try:                             # (a remembered-answer check has read it already)
+            from .workspace import load_workspace
+
+            _LOADED["workspace"] = (paths[0], load_workspace(paths[0]))
+        except CodemodError:
+            pass                         # the run itself reports it
+    cold = _network_likely(index)
+    if cold:
+        import threading
+
+        from .registry.http import preload
+
+        threading.Thread(target=preload, daemon=True).start()      # while the fetch is prepared
     if keep_index:
         _LAST_INDEX["index"] = index
-    early = _early_fetch(index, paths[0])
+    early = _early_fetch(index, paths[0], targets, cold)
     from .report import batch_entries, failure_entries, summary_line
     from .run import Failure, Options, display_path, plan_jobs, run_jobs
 
@@ -360,6 +466,12 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     jobs, failures = plan_jobs(paths)
     if not jobs and not failures:
         raise CodemodError(f"no Cargo.toml to analyse in {', '.join(f'`{p}`' for p in paths)}")
+    if cold:
+        # The network answers for a while yet: load what the analysis and the planner use now
+        # rather than after the wave (a warm run has no such wait, and loads them only if needed).
+        import networkx  # noqa: F401
+
+        from . import plan  # noqa: F401
     early.join()
     started = time.perf_counter()
 
@@ -747,4 +859,4 @@ def _apply_plan_file(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

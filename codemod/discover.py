@@ -95,18 +95,50 @@ class Broken:
 
 
 def group_workspaces(manifests: list[Path]) -> tuple[list[Group], list[Broken]]:
+    """Each manifest's workspace. Every manifest and every root's `members` is read once, however
+    many manifests share them: linear in the number of manifests."""
     from .manifest import load_manifest
     from .workspace import _find_root, _member_dirs
+
+    loaded: dict[Path, object] = {}
+
+    def load(path: Path):
+        key = Path(path)
+        hit = loaded.get(key)
+        if hit is None:
+            try:
+                hit = load_manifest(path)
+            except ManifestError as e:
+                hit = e
+            loaded[key] = hit
+        if isinstance(hit, ManifestError):
+            raise hit
+        return hit
+
+    expanded: dict[tuple, object] = {}
+
+    def members_of(root, strict: bool = False):
+        key = (root.path, strict)
+        hit = expanded.get(key)
+        if hit is None:
+            try:
+                hit = frozenset(_member_dirs(root, strict=strict))
+            except ManifestError as e:
+                hit = e
+            expanded[key] = hit
+        if isinstance(hit, ManifestError):
+            raise hit
+        return hit
 
     groups: dict[Path, Group] = {}
     broken: list[Broken] = []
     for path in manifests:
         try:
-            m = load_manifest(path)
-            root = _find_root(m, load_manifest)
+            m = load(path)
+            root = _find_root(m, load, members_of)
             if root.workspace is None and m.package is None:
                 raise ManifestError(f"{path}: neither a [package] nor a [workspace]")
-            if root is not m and m.dir not in _member_dirs(root):
+            if root is not m and m.dir not in members_of(root, strict=True):
                 root = m
         except ManifestError as e:
             broken.append(Broken(path, str(e)))

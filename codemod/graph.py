@@ -15,10 +15,13 @@ feature node, which expands to the dependency like any other feature.
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from .model import Dep, PkgId
 from .resolve import Resolution
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 def pkg_node(pid: PkgId, key: str) -> tuple:
@@ -30,6 +33,8 @@ def feat_node(pid: PkgId, key: str, feature: str) -> tuple:
 
 
 def build_graph(res: Resolution) -> nx.DiGraph:
+    import networkx as nx
+
     g = nx.DiGraph()
     apply = lambda fk: res.key("host" if fk == "host" else "target")  # noqa: E731
     built_edges = {(p, res.key(s), i) for p, s, i, _c, _cs in res.unit_edges}

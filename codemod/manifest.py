@@ -76,9 +76,10 @@ def load_manifest(path: Path, texts: dict[Path, str] | None = None) -> Manifest:
     path = Path(path)
     if path.is_dir() or path.suffix != ".toml":
         path = path / "Cargo.toml"
+    real = None
     try:
-        if texts and path.resolve() in texts:
-            text = texts[path.resolve()]
+        if texts and (real := path.resolve()) in texts:
+            text = texts[real]
         else:
             text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -90,7 +91,7 @@ def load_manifest(path: Path, texts: dict[Path, str] | None = None) -> Manifest:
     except tomllib.TOMLDecodeError as e:
         raise ManifestError(f"{path}: invalid TOML: {e}") from None
     _check_shape(path, data)
-    m = Manifest(path.resolve(), text, data)
+    m = Manifest(real or path.resolve(), text, data)
     return m
 
 

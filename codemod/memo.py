@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from . import __version__
@@ -68,10 +69,10 @@ class Memo:
         kind = dep[0]
         if kind == "url":
             _, url, digest = dep
-            e = self.cache.get(url) if self.cache else None
-            if e is None or not e.fresh(self.cache.ttl):
+            seen = self.cache.digest(url) if self.cache else None
+            if seen is None or time.time() - seen[1] >= self.cache.ttl:
                 return False
-            return _digest(e.body) == digest
+            return seen[0] == digest
         if kind == "file":
             _, path, stamp = dep
             return _stamp(Path(path)) == stamp
@@ -80,10 +81,6 @@ class Memo:
 
 def _checksum(entry: dict) -> str:
     return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
-
-
-def _digest(body: str | None) -> str:
-    return "missing" if body is None else hashlib.sha256(body.encode()).hexdigest()
 
 
 def _stamp(p: Path) -> list | None:
@@ -108,10 +105,10 @@ def index_dependencies(index) -> list[list] | None:
             rel = index_path(name)
             if isinstance(backend, SparseSource):
                 fetcher = backend.fetcher
-                e = fetcher.cache.get(fetcher.base + rel) if fetcher.cache else None
-                if e is None:
+                seen = fetcher.cache.digest(fetcher.base + rel) if fetcher.cache else None
+                if seen is None:
                     return None
-                out.append(["url", fetcher.base + rel, _digest(e.body)])
+                out.append(["url", fetcher.base + rel, seen[0]])
             elif isinstance(backend, DirSource):
                 out.append(["file", str(backend.root / rel), _stamp(backend.root / rel)])
             else:

@@ -519,9 +519,12 @@ def _reaches(res: Resolution, index_pkg, pkg: Package, feature: str, goal, seen=
 
 
 def _resolver_lookup(res: Resolution):
-    by_name: dict[str, list[Package]] = {}
-    for p in res.packages.values():
-        by_name.setdefault(p.name, []).append(p)
+    by_name = res.__dict__.get("_by_name")       # built once per resolution, not once per edit point
+    if by_name is None:
+        by_name = {}
+        for p in res.packages.values():
+            by_name.setdefault(p.name, []).append(p)
+        res.__dict__["_by_name"] = by_name
 
     def lookup(pkg: Package, i: int, dep: Dep) -> Package | None:
         pid = res.edges.get((pkg.id, i))

@@ -272,12 +272,19 @@ def batch_entries(job, r: Result, written: bool) -> list[dict]:
         return [doc]
     by_dir = {Path(d).resolve(): p.name for d, p in r.workspace.packages.items()}
     edited = {Path(e.file).resolve() for e in r.plan.edits}
+    members = {Path(d).resolve() for d in r.workspace.members}
+    culprits_of: dict[str, list] = {}
+    host_of: dict[str, list] = {}
+    for c in doc["culprits"]:
+        culprits_of.setdefault(c["package"], []).append(c)
+    for c in doc["host_only"]:
+        host_of.setdefault(c["package"], []).append(c)
     out = []
     for m in job.manifests:
         m = Path(m).resolve()
-        name = by_dir.get(m.parent) if m.parent in {Path(d).resolve() for d in r.workspace.members} else None
-        culprits = [c for c in doc["culprits"] if c["package"] == name]
-        host = [c for c in doc["host_only"] if c["package"] == name]
+        name = by_dir.get(m.parent) if m.parent in members else None
+        culprits = culprits_of.get(name, [])
+        host = host_of.get(name, [])
         touched = m in edited
         unfixed = {u.split(" → ")[0] for u in r.plan.unfixed}
         if r.plan.status == "unfixable" and culprits or r.plan.status == "partial" and name in unfixed:

@@ -260,8 +260,8 @@ def _requested_old(inp: ResolveInput, pkg: Package, members: dict) -> list[tuple
     and ``--no-default-features`` apply to the current package only; another selected member gets
     its defaults plus the ``member/feature`` values that name it, and ``--all-features`` applies
     to every selected member."""
-    names = {p.name for p in inp.selected}
-    others = {m.name for m in members.values() if m.id != inp.current}
+    names = {p.name for p in inp.selected} if inp.features else set()
+    others = {m.name for m in members.values() if m.id != inp.current} if inp.features else set()
     current = pkg.id == inp.current
     fvs: list[tuple] = []
     for f in inp.features:
@@ -298,7 +298,8 @@ def resolve(inp: ResolveInput, index) -> Resolution:
     """Resolve versions and features for ``inp.target``; raises NeedCrates when data is missing."""
     RESOLUTIONS[0] += 1
     target, host = probe_target(inp.target, inp.rustflags), load_target(inp.host)
-    members = {p.id: p for p in inp.locals.values() if p.id in set(inp.members)}
+    member_ids = set(inp.members)
+    members = {p.id: p for p in inp.locals.values() if p.id in member_ids}
     # pass 1: the dependency resolver's view (cargo generate-lockfile: all features, dev deps)
     versions = resolve_versions(inp, index, target, host, _chain)
     return _resolve_once(inp, index, versions, members, target, host)

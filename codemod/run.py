@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import os
-import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +13,7 @@ from .lockfile import load_lock
 from .manifest import Unanalysable
 from .registry.index import IndexSource
 from .resolve import TARGET_SIDE, NeedCrates, ResolveInput, UnknownCrate, resolve
-from .targets import host_triple, read_rustflags
+from .targets import host_triple, installed_rust_version, read_rustflags
 from .workspace import Workspace, load_workspace
 
 
@@ -90,18 +87,6 @@ def resolve_with_fetch(inp: ResolveInput, index: IndexSource, blocker: str | Non
             continue
         return res
     raise ResolveError("the dependency graph did not close")
-
-
-@functools.cache
-def installed_rust_version() -> str | None:
-    """The installed rustc's version: resolver 3 prefers versions it supports when the workspace
-    declares no rust-version (cargo's `incompatible-rust-versions = "fallback"`)."""
-    try:
-        out = subprocess.run(["rustc", "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = re.match(r"rustc (\d+\.\d+\.\d+)", out)
-    return m.group(1) if m else None
 
 
 def proc_macro_candidates(res, blocker: str | None) -> list[tuple[str | None, object]]:
@@ -387,11 +372,19 @@ def run_jobs(jobs: list[Job], opts: Options, index, workers: int = 4):
     from dataclasses import replace
 
     from .errors import CodemodError
+    from .rules import load_rules
+
+    try:
+        rules = load_rules() if jobs else []        # read once per run, shared by every workspace
+    except CodemodError as e:
+        rules = e                                   # each job reports it, as when read per job
 
     def one(job: Job):
         o = replace(opts, workspace=True) if job.batch and not opts.packages else opts
         try:
-            return analyze_manifest(job.path, o, index, plan=True)
+            if isinstance(rules, CodemodError):
+                raise rules
+            return analyze_manifest(job.path, o, index, plan=True, rules=rules)
         except CodemodError as e:
             return Failure(job.manifests, str(e))
 

@@ -320,17 +320,28 @@ def host_triple() -> str:
 
 
 @lru_cache(maxsize=None)
-def _rustc_host(rustc: str) -> str | None:
+def _rustc_vv(rustc: str) -> str | None:
+    """``rustc -vV``'s output (None when it cannot be run): one process answers both the host
+    triple and the installed version."""
     try:
         out = subprocess.run([rustc, "-vV"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
-    if out.returncode != 0:
-        return None
-    for line in out.stdout.splitlines():
+    return out.stdout if out.returncode == 0 else None
+
+
+def _rustc_host(rustc: str) -> str | None:
+    for line in (_rustc_vv(rustc) or "").splitlines():
         if line.startswith("host:"):
             return line.split(":", 1)[1].strip()
     return None
+
+
+def installed_rust_version() -> str | None:
+    """The installed rustc's version: resolver 3 prefers versions it supports when the workspace
+    declares no rust-version (cargo's `incompatible-rust-versions = "fallback"`)."""
+    m = re.match(r"rustc (\d+\.\d+\.\d+)", _rustc_vv("rustc") or "")
+    return m.group(1) if m else None
 
 
 # -- cfg expressions, parsed as cargo-platform parses them ---------------------------------------

@@ -211,7 +211,10 @@ class _Search:
         for pid, dep in inp.extra:
             self.extra[pid] = self.extra.get(pid, ()) + (dep,)
         self.rust_version = inp.rust_version if inp.resolver == "3" else None
+        self.member_ids = frozenset(inp.members)
         self.poisoned = self._poisoned()
+        # Versions come from the lock's edges, and features ignore inactive platforms.
+        self.pinned = bool(self.lock) and not self.poisoned and inp.resolver != "1"
 
     # -- the lock -------------------------------------------------------------------------------
 
@@ -234,7 +237,7 @@ class _Search:
         to the lock's edges; it still prefers the locked versions."""
         if not self.lock:
             return False
-        members = set(self.inp.members)
+        members = self.member_ids
         for pkg in self.inp.locals.values():
             member = pkg.id in members
             for d in self.deps_of(pkg):
@@ -303,6 +306,13 @@ class _Search:
         except SemverError as e:
             raise ResolveError(f"{e} (dependency `{dep.name}` of {chain()})") from None
         name = dep.package
+        if (dep.target is not None and self.pinned and not self.target.matches(dep.target)
+                and not self.host.matches(dep.target)
+                and not self.patches.get((None if dep.registry in (None, "crates-io") else dep.registry, name))):
+            # The lock pins every version and resolver 2 ignores inactive platforms' features:
+            # a dependency for neither the target nor the host changes nothing, so its crate is
+            # not fetched (cargo needs it only to choose versions, when there is no lock).
+            return _SKIP
         patched_versions = set()
         patch_key = (None if dep.registry in (None, "crates-io") else dep.registry, name)
         for patch in self.patches.get(patch_key, ()):
@@ -407,7 +417,7 @@ class _Search:
     def run(self, forced: dict[int, int], chain_of) -> _Run:
         st = self.state = _Run()
         self.missing = {}
-        members = [p for p in self.inp.locals.values() if p.id in set(self.inp.members)]
+        members = [p for p in self.inp.locals.values() if p.id in self.member_ids]
         order = {pid: n for n, pid in enumerate(self.inp.members)}
         members.sort(key=lambda p: order[p.id])
 
@@ -479,7 +489,7 @@ class _Search:
         if prev is not None and feats <= prev[0] and (not uses_default or prev[1]):
             return
         st.requested[c.id] = (feats | prev[0], uses_default or prev[1]) if prev else (feats, uses_default)
-        member = c.id in self.inp.members
+        member = c.id in self.member_ids
         self._push(st, c, self.dep_list(c, feats, uses_default, member, chain), step)
 
     def _push(self, st: _Run, pkg: Package, siblings: list, origin: int) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import glob
 import os
+from collections import deque
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 from .errors import ManifestError
@@ -52,7 +53,9 @@ class Workspace:
         return self.root.dir / "Cargo.lock"
 
 
-def _find_root(m: Manifest, load) -> Manifest:
+def _find_root(m: Manifest, load, members_of=None) -> Manifest:
+    """The workspace root `m` belongs to. `members_of(root)` gives a root's member directories as
+    a set (a scan asks for every manifest's root: it expands each root's `members` once)."""
     if m.workspace is not None:
         return m
     explicit = (m.package or {}).get("workspace")
@@ -65,7 +68,10 @@ def _find_root(m: Manifest, load) -> Manifest:
                 root = load(candidate)
             except ManifestError:
                 continue
-            if root.workspace is not None and m.dir in _member_dirs(root, strict=False):
+            if root.workspace is None:
+                continue
+            members = members_of(root) if members_of is not None else set(_member_dirs(root, strict=False))
+            if m.dir in members:
                 return root
     return m
 
@@ -75,42 +81,65 @@ def _normal(path: Path) -> Path:
     return Path(os.path.normpath(path))
 
 
+@lru_cache(maxsize=256)
+def _prefixes(root_dir: Path, entries: tuple[str, ...]) -> frozenset[Path]:
+    return frozenset(_normal(root_dir / e) for e in entries)
+
+
+def _strings(value) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
 def is_excluded(root: Manifest, d: Path) -> bool:
     """cargo's `WorkspaceRootConfig::is_excluded`: `exclude` entries are path prefixes (excluding
     `crates/foo` excludes `crates/foo/bar`), unless a `members` entry is itself a prefix of the
     package's path (an explicit member wins over an exclusion; a glob pattern is compared as
-    written, so `crates/*` never counts as explicit)."""
+    written, so `crates/*` never counts as explicit). Prefixes are compared as sets of the
+    manifest's ancestors, so the test costs the path's depth, not the number of entries."""
     ws = root.workspace or {}
-    manifest = d / "Cargo.toml"
-    if not any(manifest.is_relative_to(_normal(root.dir / e)) for e in ws.get("exclude", [])):
+    exclude = _strings(ws.get("exclude", []))
+    if not exclude:
         return False
-    return not any(manifest.is_relative_to(_normal(root.dir / m)) for m in ws.get("members", []))
+    manifest = d / "Cargo.toml"
+    above = {manifest, *manifest.parents}
+    if above.isdisjoint(_prefixes(root.dir, exclude)):
+        return False
+    return above.isdisjoint(_prefixes(root.dir, _strings(ws.get("members", []))))
 
 
 def _member_dirs(root: Manifest, strict: bool = True) -> list[Path]:
     """The workspace's members as cargo expands `members`: each entry a path or a glob; a glob
     that matches nothing stands for itself; matches that are not directories are ignored (macOS
     litters `.DS_Store`); an excluded match is skipped before it is read; every other entry must
-    hold a Cargo.toml, or cargo refuses the workspace (`strict`; membership tests pass False)."""
+    hold a Cargo.toml, or cargo refuses the workspace (`strict`; membership tests pass False).
+    Linear in the number of members: each match is checked and resolved once."""
     ws = root.workspace or {}
     dirs = []
+    seen: set[Path] = set()
     if root.package is not None:
         dirs.append(root.dir)
+        seen.add(root.dir)
     for pattern in ws.get("members", []):
         path = root.dir / pattern
-        hits = sorted(glob.glob(str(path)))
-        found = [_normal(Path(h)) for h in hits if Path(h).is_dir()] if hits else [_normal(path)]
+        hits = sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else []
+        if not hits and not glob.has_magic(str(path)) and os.path.lexists(path):
+            hits = [str(path)]           # a plain path: what glob would return, without listing a directory
+        found = [_normal(Path(h)) for h in hits if os.path.isdir(h)] if hits else [_normal(path)]
         via = pattern if hits and (len(hits) > 1 or _normal(Path(hits[0])) != _normal(path)) else None
         for d in found:
-            if is_excluded(root, d) or d.resolve() in dirs:
+            if is_excluded(root, d):
                 continue
-            if not (d / "Cargo.toml").is_file():
+            real = d.resolve()
+            if real in seen:
+                continue
+            if not os.path.isfile(d / "Cargo.toml"):
                 if strict:
                     referenced = f"referenced via `{via}`" if via else "referenced"
                     raise ManifestError(f"{root.path}: failed to load manifest for workspace member `{d}` "
                                         f"({referenced} by this workspace): {d / 'Cargo.toml'}: no such file")
                 continue
-            dirs.append(d.resolve())
+            dirs.append(real)
+            seen.add(real)
     return dirs
 
 
@@ -148,7 +177,7 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
     start = load(path)
     root = _find_root(start, load)
     members = _member_dirs(root)
-    if start.dir not in members and start.package is not None:
+    if start.package is not None and start.dir not in set(members):
         members.append(start.dir)     # a package that is not a member is its own workspace
     manifests: dict[Path, Manifest] = {root.dir: root} if root.package is not None else {}
     manifests[start.dir] = start
@@ -158,11 +187,12 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
     commits: dict[str, str] | None = None
     from_git: set[Path] = set()          # packages read from a git checkout: analysed, never edited
 
-    queue = list(members)
+    member_set = set(members)
+    queue = deque(members)
     queue += _patches(ws, root, load)
     seen = set()
     while queue:
-        d = queue.pop(0)
+        d = queue.popleft()
         if d in seen:
             continue
         seen.add(d)
@@ -173,11 +203,11 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
         deps = []
         written = manifest_deps(m)
         # a package outside the workspace (a path or git dependency) inherits from its own workspace
-        own_root = root if d in members else _find_root(m, load)
+        own_root = root if d in member_set else _find_root(m, load)
         for dep in written:
             if dep.inherited:
                 dep = inherit(dep, own_root)
-            if dep.source == "git" and not (d not in members and dep.kind == "dev"):
+            if dep.source == "git" and not (d not in member_set and dep.kind == "dev"):
                 if commits is None:
                     commits = locked_commits(ws.lock_path)
                 ref = GitRef(dep.git, **dict([dep.git_ref] if dep.git_ref else []))
@@ -192,7 +222,7 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
                 continue
             if dep.path is not None:
                 pd = Path(dep.path)
-                if d not in members and dep.kind == "dev":
+                if d not in member_set and dep.kind == "dev":
                     continue
                 try:
                     dm = manifests.get(pd) or load(pd)
@@ -202,9 +232,10 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
                 if d in from_git:
                     from_git.add(pd)
                 # Path dependencies inside the workspace directory are members too.
-                if (root.workspace is not None and pd.is_relative_to(root.dir) and pd not in members
+                if (root.workspace is not None and pd.is_relative_to(root.dir) and pd not in member_set
                         and pd not in from_git and not is_excluded(root, pd)):
                     members.append(pd)
+                    member_set.add(pd)
                 dep = replace(dep, package=dm.name)
                 queue.append(pd)
             deps.append(dep)

@@ -417,7 +417,8 @@ def test_auth_required_registry_with_a_token_from_env_or_credentials(tmp_path, m
         assert TOKEN not in r.stdout + r.stderr
         # the token is sent once config.json has asked for it, then with every request
         paths = site.paths()
-        assert paths[:3] == ["/1/a", "/config.json", "/config.json"]
+        first_authed = next(i for i, (_, h) in enumerate(site.log) if h.get("Authorization") == TOKEN)
+        assert paths[:first_authed].count("/config.json") >= 1 and "Authorization" not in site.log[0][1]
         authed = [p for p, h in site.log if h.get("Authorization") == TOKEN]
         assert {"/1/a", "/1/b", "/config.json"} <= set(authed)
 

@@ -75,6 +75,18 @@ class HttpCache:
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             return None
 
+    def digest(self, url: str) -> tuple[str, float] | None:
+        """(sha256 of the body, or "missing"; when it was fetched) from the entry's first line alone:
+        what a remembered answer checks, without reading and hashing every body again."""
+        try:
+            with open(self._path(url), "rb") as f:
+                meta = json.loads(f.readline())
+            if meta.get("url") != url:
+                return None
+            return ("missing" if meta.get("missing") else str(meta["sha256"])), float(meta["fetched_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def put(self, url: str, body: str | None, etag: str | None = None, last_modified: str | None = None) -> None:
         data = b"" if body is None else body.encode("utf-8")
         meta = {"url": url, "fetched_at": time.time()}

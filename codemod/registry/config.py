@@ -10,10 +10,13 @@ import os
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from ..errors import RegistryError
-from .index import DEFAULT_INDEX, IndexSource, MultiIndex
+
+if TYPE_CHECKING:
+    from .index import IndexSource, MultiIndex
 
 CRATES_IO_GIT = "https://github.com/rust-lang/crates.io-index"
 
@@ -170,7 +173,7 @@ def _registry_name(config, url: str) -> str | None:
 
 def open_registry(project_dir: Path, *, index_url: str | None = None, offline: bool = False, cache=None,
                   refresh: bool = False, jobs: int = 16, speculate: str = "features") -> MultiIndex:
-    from .index import open_index, with_crates
+    from .index import DEFAULT_INDEX, IndexSource, MultiIndex, open_index, with_crates
     from .sources import CargoCacheSource, cargo_cache_dirs
 
     config = load_cargo_config(Path(project_dir).resolve())
@@ -218,6 +221,7 @@ def open_registry(project_dir: Path, *, index_url: str | None = None, offline: b
 
 
 def _source(config, name: str, from_url, seen: set[str]) -> IndexSource:
+    from .index import DEFAULT_INDEX, IndexSource
     from .sources import DirSource, VendorSource
 
     if name in seen:

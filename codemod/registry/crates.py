@@ -108,9 +108,10 @@ class CrateManifests:
     # -- our cache of answers ------------------------------------------------------------------
 
     def _answer_path(self, ref: CrateRef) -> Path | None:
-        if self.cache_dir is None or not ref.cksum:
+        if self.cache_dir is None:
             return None
-        key = hashlib.sha256(f"{self.registry}\0{ref.name}\0{ref.version}\0{ref.cksum}".encode()).hexdigest()
+        # a published version never changes; the checksum, where the index gives one, pins it further
+        key = hashlib.sha256(f"{self.registry}\0{ref.name}\0{ref.version}\0{ref.cksum or ''}".encode()).hexdigest()
         return Path(self.cache_dir) / "proc-macro-v1" / key[:2] / key
 
     def _cached(self, ref: CrateRef) -> bool | None:
@@ -185,6 +186,12 @@ class CrateManifests:
             return None
 
     # -- the registry ---------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Learn the registry's download template now (its config.json), ahead of the downloads
+        a cold run will make once the versions are chosen."""
+        if self.fetcher is not None:
+            self._template()
 
     def _template(self) -> str | None:
         with self._lock:

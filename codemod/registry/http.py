@@ -300,6 +300,12 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return p.scheme, (p.hostname or "").lower(), p.port or {"http": 80, "https": 443}.get(p.scheme)
 
 
+def preload() -> None:
+    """Import the HTTP client now (from a thread started early in a run), so the first request
+    does not wait for the import."""
+    import urllib3  # noqa: F401
+
+
 class HttpFetcher:
     """Index files of one registry over HTTP, shared by all worker threads."""
 
@@ -354,6 +360,14 @@ class HttpFetcher:
         _current.call = call
         try:
             r = session.get(url, stream=True, headers=headers, timeout=(self.settings.timeout, self.settings.timeout))
+            if r.status_code == 401 and self._token is None and _origin(url) == _origin(self.base):
+                # the registry wants its token (as the index would): learn it, then ask again
+                _discard(r)
+                call.end_attempt()
+                self._require_auth(url, session, _login_url(r.headers.get("WWW-Authenticate")))
+                headers["Authorization"] = self._token
+                r = session.get(url, stream=True, headers=headers,
+                                timeout=(self.settings.timeout, self.settings.timeout))
             try:
                 if r.status_code in NOT_FOUND:
                     return None

@@ -115,6 +115,20 @@ class IndexSource:
         self.crates = None
         self._proc_macro: dict[PkgId, bool] = {}       # learnt from the crate's manifest
         self.assumed: dict[PkgId, str] = {}            # guessed from the name list, and why
+        # Set by `pin` when a Cargo.lock decides the versions: speculation follows the locked
+        # versions' dependencies and leaves out platforms that are neither the target nor the host.
+        self._locked: dict[str, set[str]] = {}
+        self._active = None
+        # Features a remedy may turn on, by crate (rules and rustls/vendored features found in the
+        # index lines): fetched in the same wave, so the planner's checks find their data loaded.
+        self.remedy_features = None
+
+    def pin(self, locked: dict[str, list[str]], active) -> None:
+        """Speculate as a locked build resolves: `locked` maps crate names to their locked
+        versions, `active(platform)` says whether a dependency's platform is the target's or the
+        host's. Only a hint: what the resolver still lacks, it asks for."""
+        self._locked = {n.lower(): set(vs) for n, vs in locked.items()}
+        self._active = active
 
     def learn_proc_macros(self, pkgs: list[Package]) -> bool:
         """Read whether these crate versions are proc macros from their own manifests (all at
@@ -248,20 +262,28 @@ class IndexSource:
         each entry asks of them."""
         if self.speculate == "off" or not versions:
             return []
-        pkg = max((p for p in versions if not p.yanked), key=lambda p: parse_version(p.id.version), default=None)
-        if pkg is None:
-            return []
-        active = _expand(pkg, features) if self.speculate == "features" else None
+        locked = self._locked.get(versions[0].id.name.lower())
+        pkgs = [p for p in versions if p.id.version in locked] if locked else []
+        if not pkgs:
+            newest = max((p for p in versions if not p.yanked), key=lambda p: parse_version(p.id.version), default=None)
+            pkgs = [newest] if newest is not None else []
         out = []
-        for d in pkg.deps:
-            if d.kind == "dev" or d.registry is not None:
-                continue
-            if d.optional and self.speculate != "all" and (active is None or d.name not in active[0]):
-                continue
-            feats = set(d.features) | ({"default"} if d.default_features else set())
-            if active is not None:
-                feats |= active[1].get(d.name, set())
-            out.append((d.package.lower(), feats))
+        for pkg in pkgs:
+            feats_here = set(features)
+            if self.remedy_features is not None:
+                feats_here |= self.remedy_features(pkg)
+            active = _expand(pkg, feats_here) if self.speculate == "features" else None
+            for d in pkg.deps:
+                if d.kind == "dev" or d.registry is not None:
+                    continue
+                if d.target is not None and self._active is not None and not self._active(d.target):
+                    continue
+                if d.optional and self.speculate != "all" and (active is None or d.name not in active[0]):
+                    continue
+                feats = set(d.features) | ({"default"} if d.default_features else set())
+                if active is not None:
+                    feats |= active[1].get(d.name, set())
+                out.append((d.package.lower(), feats))
         return out
 
 
@@ -329,6 +351,10 @@ class MultiIndex:
     def assumed_proc_macro(self, registry: str | None, pid: PkgId) -> str | None:
         """Why this crate's proc-macro status is a guess (None: read from its manifest, or not asked)."""
         return self._pick(registry).assumed.get(pid)
+
+    def pin(self, locked: dict[str, list[str]], active) -> None:
+        for idx in {id(i): i for i in [self.default, *self.named.values()]}.values():
+            idx.pin(locked, active)
 
     def fetch_many(self, names) -> None:
         groups: dict[str | None, dict[str, set[str]]] = {}

@@ -1,0 +1,78 @@
+"""Hints for the registry's speculative fetching, so a cold run has one wave of requests.
+
+Nothing here decides an answer: the resolver still asks for whatever it lacks. These only make
+the first wave include what later steps will ask for:
+
+- the planner's candidates: the features a remedy may turn on for a direct dependency of a local
+  package (the rules' features, and features that bring in rustls or a vendored OpenSSL), whose
+  crates the planner's checks resolve;
+- with a Cargo.lock: the locked versions' dependencies, and none for platforms that are neither
+  the target nor the host (a locked resolution never reads them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+
+def remedy_features(direct: Iterable[str], load_rules: Callable) -> Callable:
+    """For a package (an index line), the features a remedy might turn on; only for the crates
+    named in `direct` (the planner edits direct dependencies only). The rules are read when the
+    first of those crates arrives, not before the first request."""
+    from .rules import rules_for
+
+    names = {n.lower() for n in direct}
+    loaded: list = []
+
+    def features(pkg) -> set[str]:
+        if pkg.name.lower() not in names:
+            return set()
+        if not loaded:
+            try:
+                loaded.append(load_rules())
+            except Exception:            # the run reports broken rules itself; a hint stays quiet
+                loaded.append([])
+        rules = loaded[0]
+        out = {f for rule in rules_for(rules, pkg.name, pkg.id.version) for rem in rule.remedies
+               for f in rem.add_features if f in pkg.features}
+        return out | _tls_features(pkg)
+
+    return features
+
+
+def _tls_features(pkg) -> set[str]:
+    """The features of one package a remedy would turn on, as the planner finds them: the two
+    best-named features that bring in a crate named like rustls, and `vendored`-like features
+    (those asking a dependency for `vendored`, within the package's own feature table)."""
+    rustls = {d.name for d in pkg.deps if "rustls" in d.package}
+
+    def opens(name: str, goal) -> bool:
+        todo, seen = [name], set()
+        while todo:
+            f = todo.pop()
+            if f in seen:
+                continue
+            seen.add(f)
+            for fv in pkg.features.get(f, ()):
+                if fv[0] == "feat":
+                    todo.append(fv[1])
+                elif goal(fv):
+                    return True
+        return False
+
+    names = [f for f in pkg.features if f not in pkg.implicit_features and not f.startswith("_")]
+    brings = [f for f in names if opens(f, lambda fv: fv[1] in rustls and (fv[0] == "dep" or not fv[3]))]
+    rank = {"rustls-tls": 0, "rustls": 1}
+    out = set(sorted(brings, key=lambda n: (rank.get(n, 2), len(n), n))[:2])
+    out |= {f for f in names if opens(f, lambda fv: fv[0] == "depfeat" and fv[2] == "vendored")}
+    if "vendored" in pkg.features:
+        out.add("vendored")
+    return out
+
+
+def platform_filter(targets: Iterable[str], host: str, rustflags) -> Callable[[str], bool]:
+    """Whether a dependency's platform applies to one of the targets or to the host."""
+    from .targets import load_target, probe_target
+
+    facts = [probe_target(t, rustflags) for t in targets] + [load_target(host)]
+    return lambda platform: any(t.matches(platform) for t in facts)

@@ -1,0 +1,209 @@
+"""Structural guards for speed (no timings): work that grows with members stays linear, the
+remembered answer imports only what it uses, a locked project fetches nothing for other
+platforms, and a cold run fetches the planner's remedy crates in its first wave."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fixture_registry import C, D, Server, _Handler, write_project, write_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- workspaces: linear in members ---------------------------------------------------------------
+
+def _workspace(root: Path, n: int) -> Path:
+    files = {"Cargo.toml": '[workspace]\nmembers = ["crates/*", "tools/extra"]\nexclude = ["crates/old"]\n'
+                           'resolver = "2"\n'}
+    for i in range(n):
+        dep = f'm{i - 1} = {{ path = "../m{i - 1}" }}\n' if i % 5 else ""
+        files[f"crates/m{i}/Cargo.toml"] = (f'[package]\nname = "m{i}"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                                            f'[features]\nx = []\n\n[dependencies]\n{dep}')
+    files["crates/old/Cargo.toml"] = '[package]\nname = "old"\nversion = "0.1.0"\n'
+    files["tools/extra/Cargo.toml"] = '[package]\nname = "extra"\nversion = "0.1.0"\n'
+    write_project(root, files)
+    return root
+
+
+def _counted(monkeypatch):
+    """Count the calls to the glob expansion, the member expansion and the exclusion test."""
+    from codemod import workspace
+
+    counts = {"glob": 0, "members": 0, "excluded": 0}
+
+    def wrap(owner, name, key):
+        real = getattr(owner, name)
+
+        def counting(*a, **k):
+            counts[key] += 1
+            return real(*a, **k)
+
+        monkeypatch.setattr(owner, name, counting)
+
+    wrap(workspace.glob, "glob", "glob")
+    wrap(workspace, "_member_dirs", "members")
+    wrap(workspace, "is_excluded", "excluded")
+    return counts
+
+
+@pytest.mark.parametrize("entry", ["root", "member", "scan"])
+def test_workspace_loading_is_linear_in_members(tmp_path, monkeypatch, entry):
+    from codemod.discover import find_manifests, group_workspaces
+    from codemod.workspace import load_workspace
+
+    figures = {}
+    for n in (20, 80):
+        root = _workspace(tmp_path / f"ws{n}", n)
+        counts = _counted(monkeypatch)
+        if entry == "root":
+            ws = load_workspace(root, workspace=True)
+            assert len(ws.members) == n + 1
+        elif entry == "member":
+            ws = load_workspace(root / "crates" / "m7")
+            assert len(ws.members) == n + 1
+        else:
+            groups, broken = group_workspaces(find_manifests(root))
+            assert not broken and len(groups) == 2         # the workspace, and the excluded package
+        figures[n] = dict(counts)
+        monkeypatch.undo()
+    # expanding `members` and globbing happen a fixed number of times, not once per member
+    assert figures[80]["members"] == figures[20]["members"] <= 4
+    assert figures[80]["glob"] == figures[20]["glob"]
+    # the exclusion test runs a bounded number of times per member
+    assert figures[80]["excluded"] <= 4 * 80 + 8
+    assert figures[80]["excluded"] - figures[20]["excluded"] <= 4 * 60
+
+
+# -- the remembered answer imports only what it uses ---------------------------------------------
+
+def test_remembered_answer_imports_neither_networkx_nor_tomlkit_nor_the_registry(tmp_path):
+    proj = tmp_path / "hello"
+    shutil.copytree(ROOT / "examples" / "hello", proj)
+    env = dict(__import__("os").environ, CARGO_STATIC_FIX_CACHE_DIR=str(tmp_path / "cache"),
+               CARGO_HOME=str(tmp_path / "cargo-home"))
+    env.pop("CARGO_STATIC_FIX_NO_MEMO", None)
+    argv = ["--explain", "--format", "json", str(proj), "--index-url", str(ROOT / "examples/registry/index")]
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from codemod import cli
+        code = cli.main({argv!r})
+        sys.stdout.flush()
+        heavy = ["networkx", "tomlkit", "urllib3", "requests", "codemod.registry.index",
+                 "codemod.registry.http", "codemod.run", "codemod.resolve", "codemod.plan"]
+        print("\\nMODULES " + json.dumps([m for m in heavy if m in sys.modules]) + " CODE " + str(code))
+    """)
+    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert "MODULES" in first.stdout, first.stderr
+    again = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    out_first, mods_first = first.stdout.rsplit("\nMODULES ", 1)
+    out_again, mods_again = again.stdout.rsplit("\nMODULES ", 1)
+    assert out_again == out_first                              # the same answer, remembered
+    assert "networkx" in mods_first                            # the analysis ran the first time
+    assert mods_again.split(" CODE ")[0] == "[]", mods_again   # and nothing heavy the second
+
+
+# -- a locked project fetches nothing for platforms that are neither the target nor the host -----
+
+LOCKED_CRATES = [
+    C("openssl-sys", "0.9.91", links="openssl"),
+    C("winonly", "1.0.0", [D("deeper", "1")]),
+    C("deeper", "1.0.0"),
+    C("maconly", "1.0.0"),
+    C("tls", "1.0.0", [D("openssl-sys", "0.9"), D("winonly", "1", target="cfg(windows)"),
+                       D("maconly", "1", target='cfg(target_os = "macos")')]),
+]
+
+LOCK = """\
+version = 3
+
+[[package]]
+name = "app"
+version = "0.1.0"
+dependencies = [
+ "tls",
+]
+""" + "".join(f"""
+[[package]]
+name = "{name}"
+version = "{version}"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+dependencies = [{deps}]
+""" for name, version, deps in [
+    ("deeper", "1.0.0", ""), ("maconly", "1.0.0", ""), ("openssl-sys", "0.9.91", ""),
+    ("tls", "1.0.0", '\n "maconly",\n "openssl-sys",\n "winonly",\n'), ("winonly", "1.0.0", '\n "deeper",\n')])
+
+
+def _served(tmp_path, monkeypatch):
+    write_registry(tmp_path / "reg", LOCKED_CRATES)
+    asked: list[str] = []
+    real = _Handler.do_GET
+
+    def recording(self):
+        asked.append(self.path.rsplit("/", 1)[-1])
+        real(self)
+
+    monkeypatch.setattr(_Handler, "do_GET", recording)
+    return Server(tmp_path / "reg"), asked
+
+
+@pytest.mark.parametrize("resolver", ["2", "1"])
+def test_a_locked_project_does_not_fetch_crates_for_other_platforms(tmp_path, monkeypatch, capsys, resolver):
+    from codemod import cli
+
+    monkeypatch.setenv("CARGO_STATIC_FIX_NO_MEMO", "1")
+    srv, asked = _served(tmp_path, monkeypatch)
+    edition = "2021" if resolver == "2" else "2018"
+    try:
+        answers = {}
+        for locked in (True, False):
+            proj = write_project(tmp_path / f"app-{locked}", {
+                "Cargo.toml": f'[package]\nname = "app"\nversion = "0.1.0"\nedition = "{edition}"\n\n'
+                              '[dependencies]\ntls = "1"\n'})
+            if locked:
+                (proj / "Cargo.lock").write_text(LOCK)
+            monkeypatch.setenv("CARGO_STATIC_FIX_CACHE_DIR", str(tmp_path / f"cache-{locked}"))
+            asked.clear()
+            code = cli.main(["--explain", "--format", "json", str(proj), "--index-url", srv.index_url])
+            assert code == 0
+            doc = json.loads(capsys.readouterr().out)
+            answers[locked] = ([c["crate"] for c in doc["culprits"]], doc.get("status"))
+            fetched = set(asked)
+            assert {"tls", "openssl-sys"} <= fetched
+            if locked and resolver == "2":
+                assert not fetched & {"winonly", "deeper", "maconly"}, fetched
+            else:
+                # no lock (versions are chosen for every platform, as cargo does), or resolver 1
+                # (features unify across platforms): the other platforms' crates are read
+                assert {"winonly", "deeper", "maconly"} <= fetched, fetched
+        assert answers[True] == answers[False]
+    finally:
+        srv.close()
+
+
+# -- a cold run fetches what the planner needs in its first wave ---------------------------------
+
+@pytest.mark.parametrize("strategy", ["auto", "rustls"])
+def test_the_planners_remedy_crates_arrive_in_the_first_wave(tmp_path, monkeypatch, capsys, seed_server, strategy):
+    from codemod import cli
+
+    monkeypatch.setenv("CARGO_STATIC_FIX_NO_MEMO", "1")
+    proj = tmp_path / "hello"
+    shutil.copytree(ROOT / "examples" / "hello", proj)
+    (proj / "Cargo.lock").unlink()
+    code = cli.main(["--explain", "-v", "--strategy", strategy, str(proj), "--index-url", seed_server.index_url])
+    assert code == 0
+    err = capsys.readouterr().err
+    m = re.search(r"(\d+) files, (\d+) HTTP requests, (\d+) round trips", err)
+    assert m, err
+    assert int(m.group(3)) == 1, err             # one wave: the planner's checks found their data loaded
+    assert int(m.group(1)) == int(m.group(2))    # every file fetched once
