@@ -33,12 +33,19 @@ class SystemClause:
     unless: tuple[str, ...] = ()
     library: str = ""              # empty: the entry's own library
     why: str = ""
+    native_only: bool = False      # holds only when the target is the host: cross-compiling, the pkg-config
+    #                                crate refuses (unless PKG_CONFIG_ALLOW_CROSS) and the build compiles its own
 
-    def holds(self, features: set[str] | frozenset[str]) -> bool:
+    def holds(self, features: set[str] | frozenset[str], cross: bool = False) -> bool:
+        if self.native_only and cross:
+            return False
         return all(f in features for f in self.when) and not any(f in features for f in self.unless)
 
     def as_json(self) -> dict:
-        return {"when": list(self.when), "unless": list(self.unless), "library": self.library, "why": self.why}
+        doc = {"when": list(self.when), "unless": list(self.unless), "library": self.library, "why": self.why}
+        if self.native_only:
+            doc["native_only"] = True
+        return doc
 
 
 @dataclass(frozen=True)
@@ -66,10 +73,11 @@ class Library:
     def covers(self, version: str) -> bool:
         return parse_req(self.versions).matches(parse_version(version))
 
-    def links_system(self, features) -> tuple[SystemClause, ...]:
-        """The clauses that hold for a unit built with ``features`` (empty: it links nothing from the system)."""
+    def links_system(self, features, cross: bool = False) -> tuple[SystemClause, ...]:
+        """The clauses that hold for a unit built with ``features`` (empty: it links nothing from the
+        system); ``cross``: the target is not the host."""
         feats = set(features)
-        return tuple(c for c in self.system if c.holds(feats))
+        return tuple(c for c in self.system if c.holds(feats, cross))
 
     def static_with(self, features) -> bool:
         return not self.links_system(features)
@@ -113,11 +121,15 @@ def parse_libraries(text: str, where: str) -> list[Library]:
         clauses = []
         for j, c in enumerate(e.get("system", [])):
             cw = f"{here}.system[{j}]"
-            extra = set(c) - {"when", "unless", "library", "why"}
+            extra = set(c) - {"when", "unless", "library", "why", "native_only"}
             if extra:
                 raise RuleError(f"{cw}: unknown key `{sorted(extra)[0]}`")
+            native = c.get("native_only", False)
+            if not isinstance(native, bool):
+                raise RuleError(f"{cw}: `native_only` must be true or false")
             clauses.append(SystemClause(_strings(c.get("when", []), cw, "when"), _strings(c.get("unless", []), cw, "unless"),
-                                        _text(c.get("library", ""), cw, "library"), _text(c.get("why", ""), cw, "why")))
+                                        _text(c.get("library", ""), cw, "library"), _text(c.get("why", ""), cw, "why"),
+                                        native))
         if not clauses:
             raise RuleError(f"{here}: needs at least one `[[libraries.system]]` clause (when does it link the system library?)")
         remedies = []
@@ -215,7 +227,12 @@ class BlockerStatus:
         return out
 
 
+def is_cross(res: Resolution) -> bool:
+    return res.input.target != res.input.host
+
+
 def unit_status(res: Resolution, crate: str, catalog: list[Library]) -> BlockerStatus:
+    cross = is_cross(res)
     units = sorted((pid for pid, side in res.units if pid.name == crate and side == TARGET_SIDE),
                    key=lambda p: parse_version(p.version))
     out = []
@@ -223,11 +240,11 @@ def unit_status(res: Resolution, crate: str, catalog: list[Library]) -> BlockerS
         feats = res.unit_features(pid, TARGET_SIDE)
         entry = entry_for(catalog, crate, pid.version)
         if entry is not None:
-            system = entry.links_system(feats)
+            system = entry.links_system(feats, cross)
         else:
             # a version no entry has checked: judged by every entry for the crate, so a release the
             # catalog does not know yet is never taken for static by mistake
-            system = tuple(dict.fromkeys(c for lib in catalog if lib.crate == crate for c in lib.links_system(feats)))
+            system = tuple(dict.fromkeys(c for lib in catalog if lib.crate == crate for c in lib.links_system(feats, cross)))
         out.append(UnitStatus(pid.version, tuple(sorted(feats)), entry, system))
     library = next((lib.library for lib in catalog if lib.crate == crate), crate)
     return BlockerStatus(crate, library, tuple(out))
@@ -259,4 +276,6 @@ def list_text(catalog: list[Library]) -> list[str]:
 
 def _clause_text(c: SystemClause) -> str:
     parts = [f"`{f}`" for f in c.when] + [f"no `{f}`" for f in c.unless]
+    if c.native_only:
+        parts.append("not cross-compiling")
     return " and ".join(parts) or "always"

@@ -137,6 +137,20 @@ def test_links_system(crate, version, features, system):
     assert [c.library or lib.library for c in lib.links_system(features)] == system
 
 
+@pytest.mark.parametrize("crate,version", [("libz-sys", "1.1.16"), ("bzip2-sys", "0.1.11+1.0.8"), ("lzma-sys", "0.1.20")])
+def test_pkg_config_probes_do_not_run_when_cross_compiling(crate, version):
+    """musl from a glibc host: the pkg-config crate refuses, the build script compiles its own."""
+    lib = next(lib for lib in CATALOG if lib.crate == crate and lib.covers(version))
+    assert lib.links_system(set(), cross=False) and not lib.links_system(set(), cross=True)
+
+
+def test_libraries_that_link_the_system_even_when_cross_compiling():
+    for crate, version, feats in [("libsqlite3-sys", "0.30.1", set()), ("pq-sys", "0.6.0", set()),
+                                  ("openssl-sys", "0.9.102", set()), ("zstd-sys", "2.0.10+zstd.1.5.6", {"pkg-config"})]:
+        lib = next(lib for lib in CATALOG if lib.crate == crate and lib.covers(version))
+        assert lib.links_system(feats, cross=True)
+
+
 def test_every_remedy_makes_its_entry_static():
     for lib in CATALOG:
         for m in lib.remedies:
