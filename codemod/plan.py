@@ -23,7 +23,8 @@ from .resolve import TARGET_SIDE, Resolution
 from .rules import Rule, rules_for
 from .semver import parse_req, parse_version
 
-COST = {"vendored-feature": 1, "rustls": 2, "openssl-dep": 3}
+COST = {"vendored-feature": 1, "rustls": 2, "openssl-dep": 3,
+        "static-feature": 1, "static-dep": 3}     # the same for the other libraries (static_plan.py)
 STRATEGIES = {"auto": None, "vendored": "vendored-feature", "rustls": "rustls", "openssl-dep": "openssl-dep"}
 VENDORED_NOTE = "vendored OpenSSL is compiled from source: the build needs perl, make and a C compiler for the target"
 MAX_EVALUATIONS = 64
@@ -74,10 +75,12 @@ class _Point:
 class Checker:
     """Applies edits in memory and resolves again: does the blocker leave the target build?"""
 
-    def __init__(self, originals: dict[Path, str], reload: Callable[[dict[Path, str]], list[Resolution]], blocker: str):
+    def __init__(self, originals: dict[Path, str], reload: Callable[[dict[Path, str]], list[Resolution]], blocker: str,
+                 fixed: Callable[[Resolution, str], bool] | None = None):
         self.originals = originals
         self.reload = reload
         self.blocker = blocker
+        self.fixed = fixed or blocker_fixed        # the catalog's predicate for other libraries
         self.evaluations = 0
 
     def texts_for(self, edits: list[Edit]) -> dict[Path, str]:
@@ -103,7 +106,7 @@ class Checker:
             resolutions = self.reload(texts)
         except CodemodError:
             return None
-        return texts if all(blocker_fixed(r, self.blocker) for r in resolutions) else None
+        return texts if all(self.fixed(r, self.blocker) for r in resolutions) else None
 
 
 def blocker_fixed(res: Resolution, blocker: str) -> bool:

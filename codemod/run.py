@@ -37,6 +37,7 @@ class Options:
     exclude: tuple[str, ...] = ()            # --exclude: members left out of --workspace
     offline: bool = False                    # --offline: git dependencies only from cargo's checkouts
     cache_dir: Path | None = None            # --cache-dir: where git dependencies are cloned
+    blockers: tuple[str, ...] = ()           # --blocker all / a list: the catalog's other crates (catalog.py)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Result:
     plan: object = None            # plan.Plan when a plan was made
     analyses: tuple = ()           # one per target when several were asked for
     assumed_proc_macros: tuple[tuple[str, str], ...] = ()   # (crate, why): proc-macro status guessed from the name
+    blockers: tuple = ()           # static_plan.BlockerReport for each crate of Options.blockers
 
 
 def display_path(path: Path) -> str:
@@ -215,8 +217,69 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
             the_plan = make_plan(source, ws, rule_set, checker, opts.strategy, display_path, opts.scope)
             if the_plan.status != "unfixable":
                 break
+    reports = ()
+    if opts.blockers:
+        reports, the_plan = _other_blockers(opts, ws, resolutions, the_plan, reload if plan else None,
+                                            originals if plan else None, rule_set if plan else None)
     return Result(manifest, ws, primary, tuple(ws.unanalysable), digest, the_plan,
-                  tuple(analyses) if len(analyses) > 1 else (), assumed)
+                  tuple(analyses) if len(analyses) > 1 else (), assumed, reports)
+
+
+def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals, rules):
+    """The catalog's other libraries, planned one after the other on top of the OpenSSL plan; the
+    edits are accepted together only when re-resolution leaves every requested blocker static."""
+    from dataclasses import replace
+
+    from .catalog import all_static, blocker_names, load_catalog
+    from .plan import Checker, Plan
+    from .static_plan import other_blockers
+
+    catalog = load_catalog()
+    crates = tuple(c for c in opts.blockers if c != opts.blocker)
+    if reload is None:
+        return tuple(other_blockers(resolutions, crates, catalog)), the_plan
+    texts = dict(the_plan.texts) if the_plan is not None and the_plan.status == "fixable" else {}
+
+    def make_checker(crate, fixed):
+        base = {**originals, **texts}
+        return Checker(dict(base), lambda t: reload({**texts, **t}), crate, fixed)
+
+    def run_pass(names):
+        found = other_blockers(reload(texts) if texts else resolutions, names, catalog, ws=ws, rules=rules,
+                               make_checker=make_checker, strategy=opts.strategy, display=display_path, scope=opts.scope)
+        for rep in found:
+            if rep.plan is not None and rep.plan.status == "fixable":
+                texts.update(rep.plan.texts)
+        return found
+
+    reports = {r.crate: r for r in run_pass(crates)}
+    # a static build can bring a blocker back (pq-sys 0.6's bundled libpq needs openssl-sys): plan
+    # whatever links the system now, OpenSSL included, until nothing changes
+    every = (opts.blocker, *crates) if opts.blocker in blocker_names(catalog) else crates
+    for _ in range(3):
+        if not texts:
+            break
+        now = reload(texts)
+        again = [c for c in every if not all_static(now[0], catalog, (c,))]
+        if not again:
+            break
+        for rep in run_pass(tuple(again)):
+            if rep.plan is not None and rep.plan.remedies:
+                old = reports.get(rep.crate)
+                merged = rep if old is None or old.plan is None else replace(
+                    old, plan=replace(old.plan, remedies=old.plan.remedies + rep.plan.remedies))
+                reports[rep.crate] = merged
+    extra = [r for rep in reports.values() if rep.plan is not None and rep.plan.status == "fixable" for r in rep.plan.remedies]
+    if extra:
+        done = all(all_static(res, catalog, crates) for res in reload(texts))
+        base = the_plan if the_plan is not None and the_plan.status == "fixable" else None
+        the_plan = Plan("fixable", (base.remedies if base else ()) + tuple(extra), dict(texts),
+                        warnings=the_plan.warnings if the_plan is not None else (),
+                        evaluations=the_plan.evaluations if the_plan is not None else 0)
+        if not done:
+            the_plan = replace(the_plan, warnings=the_plan.warnings + (
+                "re-resolution still finds a library linked from the system; see `blockers`",))
+    return tuple(reports[c] for c in crates if c in reports), the_plan
 
 
 # -- many manifests at once ---------------------------------------------------------------------
