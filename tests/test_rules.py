@@ -30,6 +30,23 @@ def test_rule_features_exist_in_every_covered_index_version(rule):
             assert not missing, f"{rule.crate} {line['vers']} has no feature {sorted(missing)}"
 
 
+@pytest.mark.parametrize("rule", RULES, ids=rule_id)
+def test_rule_removals_exist_somewhere_in_the_range(rule):
+    """A feature a switch removes need not exist in every version (removing an absent one is a
+    no-op: reqwest 0.10 has no `native-tls-alpn`), but it must exist in some recorded one."""
+    covered = [line for line in FIXTURE.get(rule.crate, []) if rule.covers(rule.crate, line["vers"])]
+    names = set().union(*(set(line["features"]) | set(line.get("implicit", [])) for line in covered))
+    for remedy in rule.remedies:
+        implicit = {"native-tls"} if rule.crate == "lettre" else set()   # recorded as explicit features only
+        unknown = set(remedy.remove_features) - names - implicit
+        assert not unknown, f"no recorded {rule.crate} version in {rule.versions} has {sorted(unknown)}"
+
+
+def test_reqwest_0_10_has_no_native_tls_alpn():
+    line = next(line for line in FIXTURE["reqwest"] if line["vers"] == "0.10.2")
+    assert "native-tls-alpn" not in line["features"] and "native-tls-vendored" in line["features"]
+
+
 def test_versions_outside_a_rule_really_lack_its_features():
     """The boundaries the rules draw are real: tokio-native-tls 0.3.0, native-tls 0.2.0 and
     hyper-tls 0.3.0 have no `vendored` feature."""
