@@ -68,6 +68,7 @@ class Library:
     needs: tuple[str, ...] = ()
     notes: str = ""
     unfixable: str = ""
+    bundled_source: str = ""       # the directory inside the crate its static build compiles from
     file: str = ""
 
     def covers(self, version: str) -> bool:
@@ -108,7 +109,8 @@ def parse_libraries(text: str, where: str) -> list[Library]:
     out = []
     for i, e in enumerate(data.get("libraries", [])):
         here = f"{where}: libraries[{i}]"
-        extra = set(e) - {"crate", "library", "versions", "system", "remedies", "needs", "notes", "unfixable"}
+        extra = set(e) - {"crate", "library", "versions", "system", "remedies", "needs", "notes", "unfixable",
+                          "bundled_source"}
         if extra:
             raise RuleError(f"{here}: unknown key `{sorted(extra)[0]}`")
         for key in ("crate", "library", "versions"):
@@ -148,7 +150,8 @@ def parse_libraries(text: str, where: str) -> list[Library]:
         if remedies and unfixable:
             raise RuleError(f"{here}: an entry with remedies cannot be `unfixable`")
         lib = Library(e["crate"], e["library"], e["versions"], tuple(clauses), tuple(remedies),
-                      _strings(e.get("needs", []), here, "needs"), _text(e.get("notes", ""), here, "notes"), unfixable, where)
+                      _strings(e.get("needs", []), here, "needs"), _text(e.get("notes", ""), here, "notes"), unfixable,
+                      _text(e.get("bundled_source", ""), here, "bundled_source"), where)
         for m in lib.remedies:
             if not lib.static_with(m.add_features):
                 raise RuleError(f"{here}: remedy +{', +'.join(m.add_features)} leaves a `system` clause true")
@@ -260,6 +263,37 @@ def fixed_predicate(crate: str, catalog: list[Library]):
 def all_static(res: Resolution, catalog: list[Library], crates=None) -> bool:
     """No catalog crate (or none of ``crates``) links a system library on the target."""
     return not any(unit_status(res, c, catalog).links_system for c in (crates or blocker_names(catalog)))
+
+
+def crate_source_dir(index, name: str, version: str) -> Path | None:
+    """Where a crate's source can be read without downloading it: a `cargo vendor` or directory
+    source (Debian's /usr/share/cargo/registry). None when the index is a registry."""
+    from .registry.sources import VendorSource
+
+    seen = []
+    for idx in (getattr(index, "default", None), *getattr(index, "named", {}).values(), index):
+        src = getattr(idx, "source", None)
+        if isinstance(src, VendorSource) and src not in seen:
+            seen.append(src)
+            for d in (src.root / f"{name}-{version}", src.root / f"{name}-{version.split('+')[0]}", src.root / name):
+                if (d / "Cargo.toml").is_file():
+                    return d
+    return None
+
+
+def stripped(lib: Library, version: str, served_features, source_dir: Path | None) -> str:
+    """Why the crate as served cannot be built from source although the catalog's remedy exists
+    upstream: its static feature was removed, or the bundled library's sources were."""
+    wanted = [f for m in lib.remedies for f in m.add_features]
+    if wanted and not any(f in served_features for f in wanted):
+        return (f"{lib.crate} {version} as served has no `{'`/`'.join(dict.fromkeys(wanted))}` feature (crates.io's "
+                f"has it): this source strips the static build; use crates.io's {lib.crate}, or a system {lib.library} "
+                f"with a static archive")
+    if source_dir is not None and lib.bundled_source and not (source_dir / lib.bundled_source).exists():
+        return (f"{lib.crate} {version} in {source_dir} has no {lib.bundled_source}/ to build {lib.library} from: "
+                f"this source strips the bundled library, so `{'`/`'.join(dict.fromkeys(wanted))}` breaks the build; "
+                f"use crates.io's {lib.crate}, or a system {lib.library} with a static archive")
+    return ""
 
 
 def list_text(catalog: list[Library]) -> list[str]:

@@ -364,7 +364,8 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
 
     features = tuple(f for chunk in args.features for f in chunk.replace(",", " ").split())
     blocker, blockers = _blockers(args.blocker)
-    opts = Options(target=targets[0], extra_targets=tuple(targets[1:]), blocker=blocker, blockers=blockers, features=features,
+    opts = Options(target=targets[0], extra_targets=tuple(targets[1:]), blocker=blocker, blockers=blockers,
+                   blockers_named=bool(blockers) and args.blocker.strip() != "all", features=features,
                    all_features=args.all_features, no_default_features=args.no_default_features, dev=args.dev,
                    workspace=args.workspace, packages=tuple(args.package), strategy=args.strategy,
                    locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude),

@@ -38,6 +38,7 @@ class Options:
     offline: bool = False                    # --offline: git dependencies only from cargo's checkouts
     cache_dir: Path | None = None            # --cache-dir: where git dependencies are cloned
     blockers: tuple[str, ...] = ()           # --blocker all / a list: the catalog's other crates (catalog.py)
+    blockers_named: bool = False             # --blocker named them: an unfixable one makes the run unfixable
 
 
 @dataclass(frozen=True)
@@ -219,13 +220,16 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
                 break
     reports = ()
     if opts.blockers:
+        from .catalog import crate_source_dir
+
         reports, the_plan = _other_blockers(opts, ws, resolutions, the_plan, reload if plan else None,
-                                            originals if plan else None, rule_set if plan else None)
+                                            originals if plan else None, rule_set if plan else None,
+                                            lambda name, version: crate_source_dir(index, name, version))
     return Result(manifest, ws, primary, tuple(ws.unanalysable), digest, the_plan,
                   tuple(analyses) if len(analyses) > 1 else (), assumed, reports)
 
 
-def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals, rules):
+def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals, rules, source_dir):
     """The catalog's other libraries, planned one after the other on top of the OpenSSL plan; the
     edits are accepted together only when re-resolution leaves every requested blocker static."""
     from dataclasses import replace
@@ -237,7 +241,7 @@ def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals,
     catalog = load_catalog()
     crates = tuple(c for c in opts.blockers if c != opts.blocker)
     if reload is None:
-        return tuple(other_blockers(resolutions, crates, catalog)), the_plan
+        return tuple(other_blockers(resolutions, crates, catalog, source_dir=source_dir)), the_plan
     texts = dict(the_plan.texts) if the_plan is not None and the_plan.status == "fixable" else {}
 
     def make_checker(crate, fixed):
@@ -246,7 +250,8 @@ def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals,
 
     def run_pass(names):
         found = other_blockers(reload(texts) if texts else resolutions, names, catalog, ws=ws, rules=rules,
-                               make_checker=make_checker, strategy=opts.strategy, display=display_path, scope=opts.scope)
+                               make_checker=make_checker, strategy=opts.strategy, display=display_path, scope=opts.scope,
+                               source_dir=source_dir)
         for rep in found:
             if rep.plan is not None and rep.plan.status == "fixable":
                 texts.update(rep.plan.texts)
@@ -279,7 +284,14 @@ def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals,
         if not done:
             the_plan = replace(the_plan, warnings=the_plan.warnings + (
                 "re-resolution still finds a library linked from the system; see `blockers`",))
-    return tuple(reports[c] for c in crates if c in reports), the_plan
+    out = tuple(reports[c] for c in crates if c in reports)
+    if opts.blockers_named:
+        stuck = [r for r in out if r.links_system and r.plan is not None and r.plan.status == "unfixable"]
+        if stuck:
+            reason = "; ".join(f"{r.crate}: {r.plan.reason}" for r in stuck)
+            the_plan = Plan("unfixable", reason=reason, warnings=the_plan.warnings if the_plan is not None else (),
+                            evaluations=the_plan.evaluations if the_plan is not None else 0)
+    return out, the_plan
 
 
 # -- many manifests at once ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ from itertools import islice
 from pathlib import Path
 
 from .analyze import Analysis, analyze
-from .catalog import BlockerStatus, Library, fixed_predicate, unit_status
+from .catalog import BlockerStatus, Library, fixed_predicate, stripped, unit_status
 from .edit import Edit, table_name
 from .plan import (MAX_EVALUATIONS, STRATEGIES, Checker, Plan, Remedy, _cheapest_first, _dep_is, _edit_points,
                    _feature_edit, _pkg, _Point, _reaches, _resolver_lookup, _scoped)
@@ -156,7 +156,8 @@ class BlockerReport:
 
 
 def other_blockers(resolutions: list[Resolution], crates, catalog: list[Library], *, ws=None, rules=None,
-                   make_checker=None, strategy: str = "auto", display=str, scope=None) -> list[BlockerReport]:
+                   make_checker=None, strategy: str = "auto", display=str, scope=None,
+                   source_dir=lambda name, version: None) -> list[BlockerReport]:
     """Each catalog crate in `crates` on the given resolutions (one per target; the first reports).
     With `make_checker(blocker, fixed)` each blocker that links a system library gets a plan, checked
     with the catalog's predicate; the caller chains the checkers so the plans build on each other."""
@@ -167,12 +168,21 @@ def other_blockers(resolutions: list[Resolution], crates, catalog: list[Library]
         analysis = replace(analyze(resolutions[0], crate), vendored=not links[0])
         entries = [e for e in catalog if e.crate == crate and any(e.covers(u.version) for u in status.units)]
         unfixable = next((e.unfixable for e in entries if e.unfixable), "")
+        if not unfixable and any(links):
+            # a distribution's copy of the crate may lack what crates.io's has (Debian strips bundled sources)
+            res = resolutions[0]
+            for u in status.units:
+                if u.entry is not None and u.system:
+                    pid = next(p for p, _s in res.units if p.name == crate and p.version == u.version)
+                    unfixable = stripped(u.entry, u.version, res.packages[pid].features, source_dir(crate, u.version))
+                    if unfixable:
+                        break
         needs = tuple(dict.fromkeys(n for e in entries for n in e.needs))
         notes = tuple(dict.fromkeys(e.notes for e in entries if e.notes))
         plan = None
         if make_checker is not None and any(links):
             static = tuple(dict.fromkeys(f for e in entries for m in e.remedies for f in m.add_features))
-            if unfixable and not static:
+            if unfixable:
                 plan = Plan("unfixable", reason=unfixable)
             else:
                 checker = make_checker(crate, fixed_predicate(crate, catalog))

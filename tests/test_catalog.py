@@ -200,3 +200,15 @@ def test_static_feature_rules_name_their_blocker():
 
 def test_rule_files_with_libraries_still_parse_as_rules():
     assert parse_rules('[[libraries]]\ncrate = "x-sys"\n', "x.toml") == []
+
+
+def test_stripped_sources_and_features_are_named(tmp_path):
+    from codemod.catalog import stripped
+
+    lib = next(lib for lib in CATALOG if lib.crate == "lzma-sys")
+    assert lib.bundled_source == "xz-5.2"
+    assert "no `static` feature" in stripped(lib, "0.1.20", {"default"}, None)
+    (tmp_path / "xz-5.2").mkdir()
+    assert stripped(lib, "0.1.20", {"static"}, tmp_path) == ""
+    (tmp_path / "xz-5.2").rmdir()
+    assert "has no xz-5.2/" in stripped(lib, "0.1.20", {"static"}, tmp_path)
