@@ -237,3 +237,49 @@ def test_chains_agree_with_cargo_tree_and_plans_hold(deps, target, crate, libs, 
     if crate == "pq-sys":
         ssl = _cargo(proj, home, "tree", "-i", "openssl-sys", "-e", "features,normal", "--target", target)
         assert 'openssl-sys feature "vendored"' in ssl.stdout, ssl.stdout
+
+
+# -- one snapshot per catalog entry with a remedy: before, diff, after ----------------------------------
+
+# (crate, versions) of a catalog entry -> (dependency lines of a fixture project, target)
+ENTRY_CASES = {
+    ("libsqlite3-sys", ">=0.9.4, <0.35"): ('rusqlite = "0.31"', MUSL),
+    ("pq-sys", ">=0.5.0, <0.7"): ('pq-sys = "0.6"', MUSL),
+    ("libz-sys", ">=1.0.25, <2"): ('flate2 = { version = "1", features = ["zlib"] }', GNU),
+    ("bzip2-sys", ">=0.1.11, <0.2"): ('bzip2 = "0.4"', GNU),
+    ("lzma-sys", ">=0.1.16, <0.2"): ('xz2 = "0.1.7"', GNU),
+    ("openssl-sys", ">=0.9.91, <0.10"): ('pq-src = "0.2"', MUSL),
+}
+
+
+def _entries_with_remedies():
+    from codemod.catalog import load_catalog
+
+    return [lib for lib in load_catalog() if lib.remedies]
+
+
+def test_every_catalog_entry_has_a_snapshot_case():
+    missing = [f"{lib.crate} {lib.versions}" for lib in _entries_with_remedies() if (lib.crate, lib.versions) not in ENTRY_CASES]
+    assert not missing, f"add a fixture project to ENTRY_CASES for {missing}"
+
+
+@pytest.mark.parametrize("key", sorted(ENTRY_CASES), ids=lambda k: f"{k[0]} {k[1]}")
+def test_catalog_entry_snapshot(key, registry, tmp_path, snapshot):
+    deps, target = ENTRY_CASES[key]
+    proj = _project(tmp_path, deps)
+    before = (proj / "Cargo.toml").read_text()
+    diff = _tool(proj, registry, "--dry-run", "--target", target)
+    assert diff.returncode == 0, diff.stderr
+    doc = _json(proj, registry, "--target", target)
+    crate = key[0]
+    report = next((b for b in doc.get("blockers", []) if b["crate"] == crate), None)
+    written = _tool(proj, registry, "--allow-dirty", "--target", target)
+    assert written.returncode == 0, written.stderr
+    after = (proj / "Cargo.toml").read_text()
+    again = _json(proj, registry, "--target", target)
+    fixed = next((b for b in again.get("blockers", []) if b["crate"] == crate), None)
+    assert again["status"] == "clean", again
+    if fixed is not None:
+        assert fixed["static"], fixed
+    assert {"before": before, "diff": diff.stdout.replace(str(tmp_path), "<tmp>"), "after": after,
+            "plan": doc["plan"] if report is None else report["plan"]} == snapshot
