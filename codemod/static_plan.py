@@ -65,15 +65,18 @@ def _static_candidates(p: _Point, res: Resolution, ws, rules, display, blocker: 
     lookup = _resolver_lookup(res)
     goal = lambda owner, fv: (owner.name == blocker and fv[0] == "feat" and fv[1] in static) or (  # noqa: E731
         fv[0] == "depfeat" and fv[2] in static and _dep_is(owner, fv[1], blocker))
-    for f in sorted(pkg.features):
-        if f in named or f in pkg.implicit_features:
-            continue
-        if _reaches(res, lookup, pkg, f, goal):
-            named[f] = ("discovered", "")
     if pkg.name == blocker:
+        # the sys crate itself: its static feature, not one that also builds more (gssapi-vendored)
         for f in static:
             if f in pkg.features:
                 named.setdefault(f, ("discovered", ""))
+    else:
+        # the feature that does least first: fewest values, then by name
+        for f in sorted(pkg.features, key=lambda f: (len(pkg.features.get(f, ())), f)):
+            if f in named or f in pkg.implicit_features:
+                continue
+            if _reaches(res, lookup, pkg, f, goal):
+                named[f] = ("discovered", "")
     out = []
     for f, (source, note) in named.items():
         if f in p.dep.features:

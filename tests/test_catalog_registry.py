@@ -67,6 +67,14 @@ def crates() -> list[C]:
         C("lzma-sys", "0.1.20", [D("cc", "^1.0.34", kind="build"), D("libc", "^0.2.51"),
                                  D("pkg-config", "^0.3.14", kind="build")], {"static": []}, links="lzma"),
         C("xz2", "0.1.7", [D("lzma-sys", "^0.1.18")], {"static": ["lzma-sys/static"]}),
+        # Cyrus SASL: sasl2-sys 0.1.22 (`scram` brings an unvendored openssl-sys)
+        C("duct", "0.13.7"), C("krb5-src", "0.3.3"),
+        C("sasl2-sys", "0.1.22+2.1.28",
+          [D("cc", "^1.0.50", kind="build"), D("duct", "^0.13.3", kind="build"), D("krb5-src", "^0.3.0", optional=True),
+           D("libc", "^0.2.68"), D("openssl-sys", "^0.9.55", optional=True),
+           D("pkg-config", "^0.3.17", optional=True, kind="build")],
+          {"default": ["pkg-config"], "gssapi-vendored": ["krb5-src", "vendored"], "openssl-vendored": ["openssl-sys/vendored"],
+           "plain": ["vendored"], "scram": ["openssl-sys", "vendored"], "vendored": []}, links="sasl2"),
         # zstd: `pkg-config` forwarded from zstd through zstd-safe
         C("zstd-sys", "2.0.10+zstd.1.5.6", [D("cc", "^1.0.45", kind="build"), D("pkg-config", "^0.3", kind="build")],
           {"default": ["legacy", "zdict_builder"], "legacy": [], "zdict_builder": [], "pkg-config": [], "std": []},
@@ -160,6 +168,15 @@ def test_musl_cross_build_compiles_zlib_itself(registry, tmp_path):
     assert doc["status"] == "clean"
 
 
+def test_sasl_scram_fixes_sasl_and_openssl(registry, tmp_path):
+    proj = _project(tmp_path, 'sasl2-sys = { version = "0.1", features = ["scram"] }')
+    doc = _json(proj, registry)
+    assert doc["vendored"] is False and doc["culprits"]          # scram: openssl-sys, not vendored
+    b = _blocker(doc, "sasl2-sys")
+    assert b["static"] is True                                    # scram turns `vendored` on as well
+    assert doc["status"] == "would-fix" and doc["plan"]
+
+
 def test_zstd_pkg_config_has_no_remedy_but_says_why(registry, tmp_path):
     proj = _project(tmp_path, 'zstd = { version = "0.13", features = ["pkg-config"] }')
     doc = _json(proj, registry, "--target", MUSL)
@@ -249,6 +266,7 @@ ENTRY_CASES = {
     ("bzip2-sys", ">=0.1.11, <0.2"): ('bzip2 = "0.4"', GNU),
     ("lzma-sys", ">=0.1.16, <0.2"): ('xz2 = "0.1.7"', GNU),
     ("openssl-sys", ">=0.9.91, <0.10"): ('pq-src = "0.2"', MUSL),
+    ("sasl2-sys", ">=0.1.12, <0.2"): ('sasl2-sys = "0.1"', MUSL),
 }
 
 
