@@ -212,3 +212,13 @@ def test_stripped_sources_and_features_are_named(tmp_path):
     assert stripped(lib, "0.1.20", {"static"}, tmp_path) == ""
     (tmp_path / "xz-5.2").rmdir()
     assert "has no xz-5.2/" in stripped(lib, "0.1.20", {"static"}, tmp_path)
+
+
+def test_diesel_releases_read_pin_pq_sys_below_0_5():
+    from codemod.semver import parse_req
+
+    for line in FIXTURE["diesel"]:
+        req = parse_req(line["deps"][0]["req"])
+        assert not req.matches(parse_version("0.5.0")) and not req.matches(parse_version("0.6.0")), line["vers"]
+    lib = next(lib for lib in CATALOG if lib.crate == "pq-sys" and lib.covers("0.4.8"))
+    assert "diesel up to 2.1.6" in lib.unfixable
