@@ -130,7 +130,7 @@ class BlockerReport:
     crate: str
     library: str
     status: BlockerStatus              # on the first target
-    analysis: Analysis
+    analysis: Analysis | None          # chains: only for a library linked from the system
     plan: Plan | None = None
     unfixable: str = ""                # the catalog's reason when it has no remedy
     needs: tuple[str, ...] = ()
@@ -168,7 +168,8 @@ def other_blockers(resolutions: list[Resolution], crates, catalog: list[Library]
     for crate in crates:
         status = unit_status(resolutions[0], crate, catalog)
         links = [unit_status(r, crate, catalog).links_system for r in resolutions]
-        analysis = replace(analyze(resolutions[0], crate), vendored=not links[0])
+        # the chains are only drawn for a library the build links from the system: analysing costs a graph
+        analysis = replace(analyze(resolutions[0], crate), vendored=not links[0]) if any(links) else None
         entries = [e for e in catalog if e.crate == crate and any(e.covers(u.version) for u in status.units)]
         unfixable = next((e.unfixable for e in entries if e.unfixable), "")
         if not unfixable and any(links):
@@ -189,7 +190,8 @@ def other_blockers(resolutions: list[Resolution], crates, catalog: list[Library]
                 plan = Plan("unfixable", reason=unfixable)
             else:
                 checker = make_checker(crate, fixed_predicate(crate, catalog))
-                plan = make_static_plan(replace(analysis, vendored=False), ws, rules, checker, strategy, display,
+                base = analysis if analysis is not None else analyze(resolutions[0], crate)
+                plan = make_static_plan(replace(base, vendored=False), ws, rules, checker, strategy, display,
                                         scope, static)
                 if plan.status == "unfixable" and notes:
                     plan = replace(plan, reason=" ".join((plan.reason, *notes)))
