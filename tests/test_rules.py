@@ -115,6 +115,8 @@ SNAPSHOT_CASES = {
     ("redis", ">=0.25.3, <0.26"): 'redis = { version = "0.25.3", features = ["tokio-native-tls-comp"] }',
     ("rdkafka", ">=0.36.2, <0.37"): 'rdkafka = { version = "0.36", features = ["ssl"] }',
     ("rdkafka-sys", ">=4.3.0, <5"): 'rdkafka-sys = { version = "4.7", features = ["ssl"] }',
+    ("actix-tls", ">=3.2.0, <4"): 'actix-tls = { version = "3.3", features = ["openssl"] }',
+    ("http-client", ">=6.5.3, <7"): 'http-client = "6.5"',
     ("async-native-tls", ">=0.4.0, <0.7"): 'async-native-tls = "0.6"',
     ("postgres-native-tls", ">=0.4.0, <0.6"): 'postgres-native-tls = "0.5"',
     ("postgres-openssl", ">=0.5.0, <0.6"): 'postgres-openssl = "0.5"',
