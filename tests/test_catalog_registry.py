@@ -67,6 +67,14 @@ def crates() -> list[C]:
         C("lzma-sys", "0.1.20", [D("cc", "^1.0.34", kind="build"), D("libc", "^0.2.51"),
                                  D("pkg-config", "^0.3.14", kind="build")], {"static": []}, links="lzma"),
         C("xz2", "0.1.7", [D("lzma-sys", "^0.1.18")], {"static": ["lzma-sys/static"]}),
+        # libcurl: curl-sys 0.4.81 and curl 0.4.46, as in the rules' fixture universe
+        C("curl-sys", "0.4.81+curl-8.14.1",
+          [D("libz-sys", "^1.0.18", default_features=False), D("openssl-sys", "^0.9.64", optional=True)],
+          {"default": ["ssl"], "http2": [], "ssl": ["openssl-sys"], "static-curl": [], "static-ssl": ["openssl-sys/vendored"]},
+          links="curl"),
+        C("curl", "0.4.46", [D("curl-sys", "^0.4.72", default_features=False), D("openssl-sys", "^0.9.64", optional=True)],
+          {"default": ["ssl"], "ssl": ["openssl-sys", "curl-sys/ssl"], "static-curl": ["curl-sys/static-curl"],
+           "static-ssl": ["curl-sys/static-ssl"]}),
         # Cyrus SASL: sasl2-sys 0.1.22 (`scram` brings an unvendored openssl-sys)
         C("duct", "0.13.7"), C("krb5-src", "0.3.3"),
         C("sasl2-sys", "0.1.22+2.1.28",
@@ -267,6 +275,7 @@ ENTRY_CASES = {
     ("lzma-sys", ">=0.1.16, <0.2"): ('xz2 = "0.1.7"', GNU),
     ("openssl-sys", ">=0.9.91, <0.10"): ('pq-src = "0.2"', MUSL),
     ("sasl2-sys", ">=0.1.12, <0.2"): ('sasl2-sys = "0.1"', MUSL),
+    ("curl-sys", ">=0.4.81, <0.5"): ('curl = { version = "0.4.46", default-features = false }', GNU),
 }
 
 
