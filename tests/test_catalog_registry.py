@@ -75,6 +75,13 @@ def crates() -> list[C]:
         C("curl", "0.4.46", [D("curl-sys", "^0.4.72", default_features=False), D("openssl-sys", "^0.9.64", optional=True)],
           {"default": ["ssl"], "ssl": ["openssl-sys", "curl-sys/ssl"], "static-curl": ["curl-sys/static-curl"],
            "static-ssl": ["curl-sys/static-ssl"]}),
+        # librdkafka: rdkafka-sys 4.7.0 (dynamic-linking links the system's), and FreeType (no feature)
+        C("rdkafka-sys", "4.7.0+2.3.0", [D("libc", "^0.2.65"), D("libz-sys", "^1.0.0", optional=True),
+                                         D("openssl-sys", "^0.9.48", optional=True)],
+          {"default": ["libz"], "libz": ["libz-sys"], "libz-static": ["libz", "libz-sys/static"], "ssl": ["openssl-sys"],
+           "ssl-vendored": ["ssl", "openssl-sys/vendored"], "dynamic-linking": [], "cmake-build": []}, links="rdkafka"),
+        C("freetype-sys", "0.20.1", [D("cc", "^1", kind="build"), D("libc", "^0.2.42"), D("pkg-config", "^0.3.11", kind="build")],
+          links="freetype"),
         # Cyrus SASL: sasl2-sys 0.1.22 (`scram` brings an unvendored openssl-sys)
         C("duct", "0.13.7"), C("krb5-src", "0.3.3"),
         C("sasl2-sys", "0.1.22+2.1.28",
@@ -183,6 +190,31 @@ def test_sasl_scram_fixes_sasl_and_openssl(registry, tmp_path):
     b = _blocker(doc, "sasl2-sys")
     assert b["static"] is True                                    # scram turns `vendored` on as well
     assert doc["status"] == "would-fix" and doc["plan"]
+
+
+@pytest.mark.parametrize("deps,target,crate,chain,status", [
+    ('zstd = { version = "0.13", features = ["pkg-config"] }', MUSL, "zstd-sys",
+     ["app", "zstd", "zstd-safe", "zstd-sys"], "unfixable"),
+    ('rdkafka-sys = { version = "4.7", features = ["dynamic-linking"] }', MUSL, "rdkafka-sys",
+     ["app", "rdkafka-sys"], "unfixable"),
+    ('freetype-sys = "0.20"', MUSL, "freetype-sys", ["app", "freetype-sys"], "unfixable"),
+    ('sasl2-sys = "0.1"', MUSL, "sasl2-sys", ["app", "sasl2-sys"], "fixable"),
+    ('curl = { version = "0.4.46", default-features = false }', GNU, "curl-sys", ["app", "curl", "curl-sys"], "fixable"),
+])
+def test_every_entry_reports_its_chain(deps, target, crate, chain, status, registry, tmp_path):
+    proj = _project(tmp_path, deps)
+    b = _blocker(_json(proj, registry, "--target", target), crate)
+    assert b["static"] is False and b["status"] == status, b
+    assert [c["chains"][0] for c in b["culprits"]] == [chain]
+    if shutil.which("cargo"):
+        home = cargo_home(tmp_path, registry)
+        tree = _cargo(proj, home, "tree", "-i", crate, "-e", "features,normal", "--target", target)
+        assert tree.returncode == 0, tree.stderr
+        for step in chain:
+            name, _, feature = step.partition(" [")
+            assert f"{name} v" in tree.stdout, (step, tree.stdout)
+            if feature:
+                assert f'{name} feature "{feature[:-1]}"' in tree.stdout, (step, tree.stdout)
 
 
 def test_zstd_pkg_config_has_no_remedy_but_says_why(registry, tmp_path):
