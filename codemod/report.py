@@ -56,6 +56,8 @@ def blocker_lines(r: Result) -> list[str]:
                    f"(target {b.analysis.target}):")
         for why in dict.fromkeys(c.why for u in b.status.units for c in u.system if c.why):
             out.append(f"  {why}")
+        for feature, chain in b.enabled_by:
+            out.append(f"  `{feature}` is turned on by: {' → '.join(chain)}")
         out.append("")
         out.extend(_tree([c for cul in b.analysis.culprits for c in cul.chains], versions))
         out.append("")

@@ -135,6 +135,7 @@ class BlockerReport:
     unfixable: str = ""                # the catalog's reason when it has no remedy
     needs: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    enabled_by: tuple[tuple[str, tuple[str, ...]], ...] = ()   # (feature a clause needs, the chain that turns it on)
 
     @property
     def links_system(self) -> bool:
@@ -155,6 +156,8 @@ class BlockerReport:
                 doc["reason"] = reason
         if self.needs and self.links_system:
             doc["needs"] = list(self.needs)
+        if self.enabled_by:
+            doc["enabled_by"] = {f: list(chain) for f, chain in self.enabled_by}
         return doc
 
 
@@ -195,5 +198,38 @@ def other_blockers(resolutions: list[Resolution], crates, catalog: list[Library]
                                         scope, static)
                 if plan.status == "unfixable" and notes:
                     plan = replace(plan, reason=" ".join((plan.reason, *notes)))
-        out.append(BlockerReport(crate, status.library, status, analysis, plan, unfixable, needs, notes))
+        enabled = tuple((f, chain) for f in dict.fromkeys(f for u in status.units for c in u.system for f in c.when)
+                        for chain in [_feature_chain(analysis, crate, f)] if chain) if analysis is not None else ()
+        out.append(BlockerReport(crate, status.library, status, analysis, plan, unfixable, needs, notes, enabled))
     return out
+
+
+def _feature_chain(analysis: Analysis, crate: str, feature: str) -> tuple[str, ...]:
+    """The shortest chain from a selected package to `feature` of the blocker on the target: who
+    asked for the feature that makes it link the system library (zstd's `pkg-config`)."""
+    import networkx as nx
+
+    from .graph import pkg_node
+    from .resolve import HOST_SIDE
+
+    res, g = analysis.resolution, analysis.graph
+    built = nx.subgraph_view(g, filter_edge=lambda u, v: g[u][v]["built"])
+    ends = [n for n in g if n[0] == "feat" and n[1].name == crate and n[3] == feature
+            and (n[1], TARGET_SIDE) in res.units and n[2] == res.key(TARGET_SIDE)]
+    best = None
+    for member in res.input.selected:
+        src = pkg_node(member, res.key(HOST_SIDE) if res.packages[member].proc_macro else "normal")
+        if src not in built:
+            continue
+        for end in ends:
+            try:
+                path = nx.shortest_path(built, src, end)
+            except nx.NetworkXNoPath:
+                continue
+            if best is None or len(path) < len(best):
+                best = path
+    if best is None:
+        return ()
+    from .analyze import step_label
+
+    return tuple(step_label(n) for n in best)

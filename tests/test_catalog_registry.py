@@ -223,6 +223,8 @@ def test_zstd_pkg_config_has_no_remedy_but_says_why(registry, tmp_path):
     b = _blocker(doc, "zstd-sys")
     assert b["static"] is False and b["status"] == "unfixable"
     assert "pkg-config" in b["reason"]
+    # who turns the feature on that links the system library
+    assert b["enabled_by"]["pkg-config"] == ["app", "zstd [pkg-config]", "zstd-safe [pkg-config]", "zstd-sys [pkg-config]"]
     assert [c["chains"][0] for c in b["culprits"]][0][:2] == ["app", "zstd"]
 
 
