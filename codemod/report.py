@@ -66,7 +66,7 @@ def blocker_lines(r: Result) -> list[str]:
         if b.plan is not None:
             out.append("")
             if b.plan.status == "unfixable":
-                out.append(f"Cannot fix {b.crate}: {b.unfixable or b.plan.reason}.")
+                out.append(f"Cannot fix {b.crate}: {(b.unfixable or b.plan.reason).rstrip('.')}.")
             elif b.plan.remedies:
                 out.append(f"Plan for {b.crate}:")
                 for rem in b.plan.remedies:

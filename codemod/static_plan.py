@@ -191,6 +191,9 @@ def other_blockers(resolutions: list[Resolution], crates, catalog: list[Library]
             static = tuple(dict.fromkeys(f for e in entries for m in e.remedies for f in m.add_features))
             if unfixable:
                 plan = Plan("unfixable", reason=unfixable)
+            elif not static:
+                # nothing to add (a feature links the system library): the entry's advice is the reason
+                plan = Plan("unfixable", reason=" ".join(notes) or f"{crate} has no static build")
             else:
                 checker = make_checker(crate, fixed_predicate(crate, catalog))
                 base = analysis if analysis is not None else analyze(resolutions[0], crate)
