@@ -82,6 +82,14 @@ def crates() -> list[C]:
            "ssl-vendored": ["ssl", "openssl-sys/vendored"], "dynamic-linking": [], "cmake-build": []}, links="rdkafka"),
         C("freetype-sys", "0.20.1", [D("cc", "^1", kind="build"), D("libc", "^0.2.42"), D("pkg-config", "^0.3.11", kind="build")],
           links="freetype"),
+        # the MySQL client: mysqlclient-sys 0.3.0 `bundled` → mysqlclient-src 0.1.0 → openssl-sys `vendored`
+        C("mysqlclient-src", "0.1.0", [D("cmake", "^0.1", kind="build"), D("openssl-sys", "^0.9.91", features=["vendored"])],
+          {"default": [], "with-asan": []}, links="mysqlclient_sys_src"),
+        C("mysqlclient-sys", "0.3.0", [D("mysqlclient-src", "^0.1.0", optional=True), D("pkg-config", "^0.3.9", kind="build")],
+          {"default": [], "bundled": ["dep:mysqlclient-src"]}, links="mysqlclient"),
+        # libusb: libusb1-sys 0.7.0
+        C("libusb1-sys", "0.7.0", [D("cc", "^1.0", kind="build"), D("libc", "^0.2"), D("pkg-config", "^0.3", kind="build")],
+          {"vendored": []}, links="usb-1.0"),
         # Cyrus SASL: sasl2-sys 0.1.22 (`scram` brings an unvendored openssl-sys)
         C("duct", "0.13.7"), C("krb5-src", "0.3.3"),
         C("sasl2-sys", "0.1.22+2.1.28",
@@ -309,6 +317,8 @@ ENTRY_CASES = {
     ("lzma-sys", ">=0.1.16, <0.2"): ('xz2 = "0.1.7"', GNU),
     ("openssl-sys", ">=0.9.91, <0.10"): ('pq-src = "0.2"', MUSL),
     ("sasl2-sys", ">=0.1.12, <0.2"): ('sasl2-sys = "0.1"', MUSL),
+    ("mysqlclient-sys", ">=0.3.0, <0.4"): ('mysqlclient-sys = "0.3"', MUSL),
+    ("libusb1-sys", ">=0.4.1, <0.8"): ('libusb1-sys = "0.7"', GNU),
     ("curl-sys", ">=0.4.81, <0.5"): ('curl = { version = "0.4.46", default-features = false }', GNU),
 }
 
