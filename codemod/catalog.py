@@ -53,6 +53,7 @@ class LibraryRemedy:
     kind: str                      # static-dep
     add_features: tuple[str, ...]
     notes: str = ""
+    implies: tuple[str, ...] = ()  # features the added ones turn on in the crate (checked against the index)
 
     def as_json(self) -> dict:
         return {"kind": self.kind, "add_features": list(self.add_features), "notes": self.notes}
@@ -137,7 +138,7 @@ def parse_libraries(text: str, where: str) -> list[Library]:
         remedies = []
         for j, m in enumerate(e.get("remedies", [])):
             mw = f"{here}.remedies[{j}]"
-            extra = set(m) - {"kind", "add_features", "notes"}
+            extra = set(m) - {"kind", "add_features", "notes", "implies"}
             if extra:
                 raise RuleError(f"{mw}: unknown key `{sorted(extra)[0]}`")
             if m.get("kind") not in LIBRARY_KINDS:
@@ -145,16 +146,23 @@ def parse_libraries(text: str, where: str) -> list[Library]:
             add = _strings(m.get("add_features", []), mw, "add_features")
             if not add:
                 raise RuleError(f"{mw}: `add_features` must name at least one feature")
-            remedies.append(LibraryRemedy(m["kind"], add, _text(m.get("notes", ""), mw, "notes")))
+            remedies.append(LibraryRemedy(m["kind"], add, _text(m.get("notes", ""), mw, "notes"),
+                                          _strings(m.get("implies", []), mw, "implies")))
         unfixable = _text(e.get("unfixable", ""), here, "unfixable")
         if remedies and unfixable:
             raise RuleError(f"{here}: an entry with remedies cannot be `unfixable`")
         lib = Library(e["crate"], e["library"], e["versions"], tuple(clauses), tuple(remedies),
                       _strings(e.get("needs", []), here, "needs"), _text(e.get("notes", ""), here, "notes"), unfixable,
                       _text(e.get("bundled_source", ""), here, "bundled_source"), where)
+        # each remedy clears the clauses that hold without any feature; together they clear all
+        # (libsqlite3-sys: `bundled`, and for SQLCipher `bundled-sqlcipher-vendored-openssl`)
+        base = [c for c in lib.system if not c.when]
         for m in lib.remedies:
-            if not lib.static_with(m.add_features):
+            if any(c.holds(set(m.add_features) | set(m.implies)) for c in base):
                 raise RuleError(f"{here}: remedy +{', +'.join(m.add_features)} leaves a `system` clause true")
+        every = {f for m in lib.remedies for f in (*m.add_features, *m.implies)}
+        if lib.remedies and any(not set(c.unless) & every for c in lib.system):
+            raise RuleError(f"{here}: the remedies together leave a `system` clause true")
         out.append(lib)
     return out
 
@@ -286,12 +294,13 @@ def stripped(lib: Library, version: str, served_features, source_dir: Path | Non
     upstream: its static feature was removed, or the bundled library's sources were."""
     wanted = [f for m in lib.remedies for f in m.add_features]
     if wanted and not any(f in served_features for f in wanted):
-        return (f"{lib.crate} {version} as served has no `{'`/`'.join(dict.fromkeys(wanted))}` feature (crates.io's "
+        named = lib.remedies[0].add_features          # the main switch; the others are flavours of it
+        return (f"{lib.crate} {version} as served has no `{'`/`'.join(named)}` feature (crates.io's "
                 f"has it): this source strips the static build; use crates.io's {lib.crate}, or a system {lib.library} "
                 f"with a static archive")
     if source_dir is not None and lib.bundled_source and not (source_dir / lib.bundled_source).exists():
         return (f"{lib.crate} {version} in {source_dir} has no {lib.bundled_source}/ to build {lib.library} from: "
-                f"this source strips the bundled library, so `{'`/`'.join(dict.fromkeys(wanted))}` breaks the build; "
+                f"this source strips the bundled library, so `{'`/`'.join(lib.remedies[0].add_features)}` breaks the build; "
                 f"use crates.io's {lib.crate}, or a system {lib.library} with a static archive")
     return ""
 

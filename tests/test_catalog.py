@@ -151,10 +151,12 @@ def test_libraries_that_link_the_system_even_when_cross_compiling():
         assert lib.links_system(feats, cross=True)
 
 
-def test_every_remedy_makes_its_entry_static():
+def test_every_remedy_clears_the_base_clauses_and_together_all():
     for lib in CATALOG:
         for m in lib.remedies:
-            assert lib.static_with(m.add_features)
+            assert not any(c.holds(set(m.add_features) | set(m.implies)) for c in lib.system if not c.when), (lib.crate, m)
+    lib = next(lib for lib in CATALOG if lib.crate == "libsqlite3-sys" and lib.covers("0.30.1"))
+    assert lib.static_with({"bundled", "bundled-sqlcipher", "bundled-sqlcipher-vendored-openssl"})
 
 
 def test_blocker_option():
@@ -181,6 +183,9 @@ def test_clause_semantics():
      '[[libraries.remedies]]\nkind = "magic"\nadd_features = ["s"]\n', "`kind` must be one of"),
     ('[[libraries]]\ncrate = "x-sys"\nlibrary = "x"\nversions = "^1"\n[[libraries.system]]\nunless = ["s"]\n'
      '[[libraries.remedies]]\nkind = "static-dep"\nadd_features = ["other"]\n', "leaves a `system` clause true"),
+    ('[[libraries]]\ncrate = "x-sys"\nlibrary = "x"\nversions = "^1"\n[[libraries.system]]\nunless = ["s"]\n'
+     '[[libraries.system]]\nwhen = ["c"]\nunless = ["cv"]\n'
+     '[[libraries.remedies]]\nkind = "static-dep"\nadd_features = ["s"]\n', "together leave a `system` clause true"),
     ('[[libraries]]\ncrate = "x-sys"\nlibrary = "x"\nversions = "^1"\nextra = 1\n', "unknown key `extra`"),
     ('[[libraries]]\ncrate = "x-sys"\nlibrary = "x"\nversions = "^1"\nunfixable = "no"\n[[libraries.system]]\n'
      '[[libraries.remedies]]\nkind = "static-dep"\nadd_features = ["s"]\n', "cannot be `unfixable`"),
@@ -222,3 +227,21 @@ def test_diesel_releases_read_pin_pq_sys_below_0_5():
         assert not req.matches(parse_version("0.5.0")) and not req.matches(parse_version("0.6.0")), line["vers"]
     lib = next(lib for lib in CATALOG if lib.crate == "pq-sys" and lib.covers("0.4.8"))
     assert "diesel up to 2.1.6" in lib.unfixable
+
+
+@pytest.mark.parametrize("lib", [lib for lib in CATALOG if any(m.implies for m in lib.remedies)], ids=entry_id)
+def test_implied_features_are_what_the_index_says(lib):
+    """`implies` is the closure of the added features' values in every recorded covered line that has them."""
+    for line in _lines(lib):
+        values = line.get("feature_values", {})
+        for m in lib.remedies:
+            if not m.implies or not set(m.add_features) <= _names(line):
+                continue
+            seen, todo = set(), list(m.add_features)
+            while todo:
+                f = todo.pop()
+                for v in values.get(f, ()):
+                    if "/" not in v and not v.startswith("dep:") and v not in seen:
+                        seen.add(v)
+                        todo.append(v)
+            assert set(m.implies) <= seen, (line["vers"], m.implies, seen)

@@ -39,6 +39,11 @@ def crates() -> list[C]:
            "bundled-windows": ["cc", "bundled_bindings"], "bundled_bindings": [],
            "default": ["min_sqlite_version_3_14_0"], "min_sqlite_version_3_14_0": ["pkg-config", "vcpkg"],
            "sqlcipher": [], "unlock_notify": []}, links="sqlite3"),
+        C("libsqlite3-sys", "0.22.2",
+          [D("cc", "^1.0", optional=True, kind="build"), D("pkg-config", "^0.3", optional=True, kind="build"),
+           D("vcpkg", "^0.2", optional=True, kind="build", target=MSVC)],
+          {"bundled": ["cc", "bundled_bindings"], "bundled_bindings": [], "default": ["min_sqlite_version_3_6_8"],
+           "min_sqlite_version_3_6_8": ["pkg-config", "vcpkg"], "sqlcipher": []}, links="sqlite3"),
         C("rusqlite", "0.31.0", [D("libsqlite3-sys", "^0.28.0")],
           {"bundled": ["libsqlite3-sys/bundled", "modern_sqlite"], "modern_sqlite": ["libsqlite3-sys/bundled_bindings"],
            "bundled-sqlcipher": ["libsqlite3-sys/bundled-sqlcipher", "bundled"],
@@ -170,6 +175,18 @@ def test_blocker_report_and_plan(deps, target, crate, libs, chain, kind, edit, r
     assert doc["status"] == "would-fix"
 
 
+def test_sqlcipher_needs_the_vendored_openssl_flavour(registry, tmp_path):
+    """rusqlite `bundled-sqlcipher`: SQLite is compiled, but against the system libcrypto; the plan
+    switches to `bundled-sqlcipher-vendored-openssl`, which builds OpenSSL as well."""
+    proj = _project(tmp_path, 'rusqlite = { version = "0.31", features = ["bundled-sqlcipher"] }')
+    doc = _json(proj, registry)
+    b = _blocker(doc, "libsqlite3-sys")
+    assert b["system_libraries"] == ["OpenSSL's libcrypto"]
+    edits = [e for r in b["plan"] for e in r["edits"]]
+    assert [(e["dependency"], e["add_features"]) for e in edits] == [("rusqlite", ["bundled-sqlcipher-vendored-openssl"])]
+    assert doc["status"] == "would-fix"
+
+
 def test_bundled_libpq_brings_openssl_back_and_the_plan_fixes_both(registry, tmp_path):
     """pq-sys 0.6's bundled build goes through pq-src 0.2, whose openssl-sys is not vendored: the
     whole plan builds both from source."""
@@ -265,7 +282,7 @@ def test_list_rules_lists_the_catalog():
                        cwd=Path(__file__).resolve().parent.parent)
     assert r.returncode == 0, r.stderr
     assert "\nlibraries:\n" in r.stdout
-    assert "libsqlite3-sys >=0.9.4, <0.35 [SQLite (libsqlite3)]: system when no `bundled`" in r.stdout
+    assert "libsqlite3-sys >=0.9.4, <0.23 [SQLite (libsqlite3)]: system when no `bundled`" in r.stdout
 
 
 # -- cargo as the oracle ------------------------------------------------------------------------------
@@ -310,7 +327,8 @@ def test_chains_agree_with_cargo_tree_and_plans_hold(deps, target, crate, libs, 
 
 # (crate, versions) of a catalog entry -> (dependency lines of a fixture project, target)
 ENTRY_CASES = {
-    ("libsqlite3-sys", ">=0.9.4, <0.35"): ('rusqlite = "0.31"', MUSL),
+    ("libsqlite3-sys", ">=0.23.0, <0.35"): ('rusqlite = "0.31"', MUSL),
+    ("libsqlite3-sys", ">=0.9.4, <0.23"): ('libsqlite3-sys = "0.22"', MUSL),
     ("pq-sys", ">=0.5.0, <0.7"): ('pq-sys = "0.6"', MUSL),
     ("libz-sys", ">=1.0.25, <2"): ('flate2 = { version = "1", features = ["zlib"] }', GNU),
     ("bzip2-sys", ">=0.1.11, <0.2"): ('bzip2 = "0.4"', GNU),
