@@ -555,7 +555,9 @@ def _text_for(r, args, color: bool, written: bool) -> str:
         return explain_text(r)
     from .report import assumed_lines, unanalysable_lines
 
-    for line in unanalysable_lines(r) + assumed_lines(r):
+    from .report import blocker_notes
+
+    for line in unanalysable_lines(r) + assumed_lines(r) + ([] if args.quiet else blocker_notes(r)):
         print(line, file=sys.stderr)
     plan = r.plan
     out = []

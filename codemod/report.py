@@ -43,6 +43,14 @@ def result_json(r: Result, status: str | None = None) -> dict:
 SCHEMA_VERSION = 2     # 2: `blockers`, one entry per library of the catalog besides OpenSSL
 
 
+def blocker_notes(r: Result) -> list[str]:
+    """One line each for the other libraries linked from the system that no plan fixes (the
+    fixable ones are in the diff); --explain has the full sections."""
+    return [f"note: {r.manifest}: {b.crate} links {', '.join(b.status.libraries())} from the system for "
+            f"{b.analysis.target}; cannot fix: {(b.unfixable or b.plan.reason).rstrip('.')}"
+            for b in r.blockers if b.links_system and b.plan is not None and b.plan.status == "unfixable"]
+
+
 def blocker_lines(r: Result) -> list[str]:
     """One section per library of the catalog that the build links from the system."""
     out: list[str] = []
