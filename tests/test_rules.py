@@ -117,6 +117,7 @@ SNAPSHOT_CASES = {
     ("rdkafka-sys", ">=4.3.0, <5"): 'rdkafka-sys = { version = "4.7", features = ["ssl"] }',
     ("actix-tls", ">=3.2.0, <4"): 'actix-tls = { version = "3.3", features = ["openssl"] }',
     ("http-client", ">=6.5.3, <7"): 'http-client = "6.5"',
+    ("surf", ">=2.3.1, <3"): 'surf = "2.3"',
     ("async-native-tls", ">=0.4.0, <0.7"): 'async-native-tls = "0.6"',
     ("postgres-native-tls", ">=0.4.0, <0.6"): 'postgres-native-tls = "0.5"',
     ("postgres-openssl", ">=0.5.0, <0.6"): 'postgres-openssl = "0.5"',
