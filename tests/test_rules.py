@@ -118,6 +118,7 @@ SNAPSHOT_CASES = {
     ("actix-tls", ">=3.2.0, <4"): 'actix-tls = { version = "3.3", features = ["openssl"] }',
     ("http-client", ">=6.5.3, <7"): 'http-client = "6.5"',
     ("surf", ">=2.3.1, <3"): 'surf = "2.3"',
+    ("octocrab", ">=0.49.1, <0.50"): 'octocrab = { version = "0.49", features = ["opentls"] }',
     ("async-native-tls", ">=0.4.0, <0.7"): 'async-native-tls = "0.6"',
     ("postgres-native-tls", ">=0.4.0, <0.6"): 'postgres-native-tls = "0.5"',
     ("postgres-openssl", ">=0.5.0, <0.6"): 'postgres-openssl = "0.5"',
