@@ -155,6 +155,13 @@ CASES = [
      "static-feature", ("bzip2", ["static"])),
     ('xz2 = "0.1.7"', GNU, "lzma-sys", ["xz (liblzma)"], ["app", "xz2", "lzma-sys"], "static-feature", ("xz2", ["static"])),
     ('pq-sys = "0.6"', MUSL, "pq-sys", ["PostgreSQL's libpq"], ["app", "pq-sys"], "static-feature", ("pq-sys", ["bundled"])),
+    ('sasl2-sys = "0.1"', MUSL, "sasl2-sys", ["Cyrus SASL (libsasl2)"], ["app", "sasl2-sys"], "static-feature",
+     ("sasl2-sys", ["vendored"])),
+    ('curl = { version = "0.4.46", default-features = false }', GNU, "curl-sys", ["libcurl"], ["app", "curl", "curl-sys"],
+     "static-feature", ("curl", ["static-curl"])),
+    ('mysqlclient-sys = "0.3"', MUSL, "mysqlclient-sys", ["MySQL client (libmysqlclient)"], ["app", "mysqlclient-sys"],
+     "static-feature", ("mysqlclient-sys", ["bundled"])),
+    ('libusb1-sys = "0.7"', GNU, "libusb1-sys", ["libusb"], ["app", "libusb1-sys"], "static-feature", ("libusb1-sys", ["vendored"])),
 ]
 
 
@@ -315,10 +322,11 @@ def test_chains_agree_with_cargo_tree_and_plans_hold(deps, target, crate, libs, 
     after = _cargo(proj, home, "tree", "-i", crate, "-e", "features,normal", "--target", target)
     assert after.returncode == 0, after.stderr
     want = static or {"libsqlite3-sys": {"bundled"}, "bzip2-sys": {"static"}, "lzma-sys": {"static"},
-                      "pq-sys": {"bundled"}}[crate]
+                      "pq-sys": {"bundled"}, "sasl2-sys": {"vendored"}, "curl-sys": {"static-curl"},
+                      "mysqlclient-sys": {"bundled"}, "libusb1-sys": {"vendored"}}[crate]
     assert any(f'{crate} feature "{f}"' in after.stdout for f in want), after.stdout
     assert b["plan"]
-    if crate == "pq-sys":
+    if crate in ("pq-sys", "mysqlclient-sys"):        # their bundled builds bring openssl-sys: vendored
         ssl = _cargo(proj, home, "tree", "-i", "openssl-sys", "-e", "features,normal", "--target", target)
         assert 'openssl-sys feature "vendored"' in ssl.stdout, ssl.stdout
 
