@@ -313,7 +313,8 @@ def list_text(catalog: list[Library]) -> list[str]:
         else:
             how = ", ".join(f"{m.kind} (+{', +'.join(m.add_features)})" for m in lib.remedies) or "remove the feature that links it"
         cond = "; ".join(_clause_text(c) for c in lib.system)
-        lines.append(f"{lib.crate} {lib.versions} [{lib.library}]: system when {cond}; {how}")
+        when = "system always" if cond == "always" else f"system when {cond}"
+        lines.append(f"{lib.crate} {lib.versions} [{lib.library}]: {when}; {how}")
     return lines
 
 
