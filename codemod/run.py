@@ -278,9 +278,10 @@ def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals,
     if extra:
         done = all(all_static(res, catalog, crates) for res in reload(texts))
         base = the_plan if the_plan is not None and the_plan.status == "fixable" else None
+        evaluations = (the_plan.evaluations if the_plan is not None else 0) + sum(
+            rep.plan.evaluations for rep in reports.values() if rep.plan is not None)
         the_plan = Plan("fixable", (base.remedies if base else ()) + tuple(extra), dict(texts),
-                        warnings=the_plan.warnings if the_plan is not None else (),
-                        evaluations=the_plan.evaluations if the_plan is not None else 0)
+                        warnings=the_plan.warnings if the_plan is not None else (), evaluations=evaluations)
         if not done:
             the_plan = replace(the_plan, warnings=the_plan.warnings + (
                 "re-resolution still finds a library linked from the system; see `blockers`",))

@@ -34,7 +34,8 @@ def make_static_plan(analysis: Analysis, ws, rules, checker: Checker, strategy: 
     res = analysis.resolution
     points = _edit_points(analysis)
     want = STRATEGIES[strategy]
-    want = GENERAL_KIND.get(want, want)
+    if analysis.blocker != "openssl-sys":       # OpenSSL keeps its own names
+        want = GENERAL_KIND.get(want, want)
     per_point = []
     for p in points:
         cands = _static_candidates(p, res, ws, rules, display, analysis.blocker, static)
@@ -81,7 +82,7 @@ def _static_candidates(p: _Point, res: Resolution, ws, rules, display, blocker: 
     for f, (source, note) in named.items():
         if f in p.dep.features:
             continue
-        out.append(Remedy("static-feature", source,
+        out.append(Remedy("vendored-feature" if blocker == "openssl-sys" else "static-feature", source,
                           f"enable `{f}` of {pkg.name} {pkg.id.version}: {blocker} builds its library from source",
                           tuple(_feature_edit(p, ws, display, add=(f,))), (note,) if note else ()))
     return out
@@ -117,7 +118,7 @@ def _static_dep_candidates(analysis: Analysis, ws, display, static, scope: str |
         edits.append(Edit(file, table, choice.name, add={"version": choice.version, "features": feats}))
     if not edits:
         return []
-    return [Remedy("static-dep", "discovered",
+    return [Remedy("openssl-dep" if analysis.blocker == "openssl-sys" else "static-dep", "discovered",
                    f"add `{choice.name}` {choice.version} with `{feats[0]}`: features unify, so every path to "
                    f"{analysis.blocker} gets the static build", tuple(edits))]
 
