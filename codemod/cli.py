@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("Remedies")
     g.add_argument("--strategy", choices=("auto", "vendored", "rustls", "openssl-dep"), default="auto",
                    help="force a remedy kind (default: the least invasive that works)")
-    g.add_argument("--blocker", default="openssl-sys", metavar="CRATE", help="the crate to keep out (default: openssl-sys)")
+    g.add_argument("--blocker", default="all", metavar="CRATE",
+                   help="the crate to keep out: a crate, a comma-separated list, or `all` (default: every library of the catalog)")
     g.add_argument("--partial", action="store_true",
                    help="when a culprit has no remedy, still fix the others (reported as partial; exit 3)")
     g.add_argument("--scope", choices=("musl",), default=None,
@@ -231,6 +232,7 @@ def _color(args) -> bool:
 
 
 def _list_rules(args) -> int:
+    from .catalog import list_text, load_catalog
     from .rules import load_rules
 
     rules = load_rules()
@@ -240,7 +242,27 @@ def _list_rules(args) -> int:
     for r in rules:
         kinds = ", ".join(f"{m.kind} (+{', +'.join(m.add_features)})" for m in r.remedies) or "notes only"
         print(f"{r.crate} {r.versions}: {kinds}")
+    print("\nlibraries:")
+    for line in list_text(load_catalog()):
+        print(line)
     return EXIT_OK
+
+
+def _blockers(value: str) -> tuple[str, tuple[str, ...]]:
+    """--blocker → (the crate today's fields describe, the catalog's other crates). One crate
+    alone keeps today's behaviour; a list of catalog crates is always checked with OpenSSL, which
+    the other libraries' static builds can bring back (pq-sys 0.6, bundled-sqlcipher)."""
+    from .catalog import blocker_names, load_catalog, parse_blocker_option
+
+    catalog = load_catalog()
+    names = parse_blocker_option(value, catalog)
+    if len(names) == 1 and (names[0] == "openssl-sys" or names[0] not in blocker_names(catalog)):
+        return names[0], ()
+    unknown = [n for n in names if n not in blocker_names(catalog)]
+    if unknown:
+        raise CodemodError(f"--blocker: {', '.join(unknown)} is not in the catalog; give one crate alone, or "
+                           f"choose from {', '.join(blocker_names(catalog))}")
+    return "openssl-sys", tuple(n for n in names if n != "openssl-sys")
 
 
 def _open_registry(args, first: Path):
@@ -454,7 +476,9 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     from .run import Failure, Options, display_path, plan_jobs, run_jobs
 
     features = tuple(f for chunk in args.features for f in chunk.replace(",", " ").split())
-    opts = Options(target=targets[0], extra_targets=tuple(targets[1:]), blocker=args.blocker, features=features,
+    blocker, blockers = _blockers(args.blocker)
+    opts = Options(target=targets[0], extra_targets=tuple(targets[1:]), blocker=blocker, blockers=blockers,
+                   blockers_named=bool(blockers) and args.blocker.strip() != "all", features=features,
                    all_features=args.all_features, no_default_features=args.no_default_features, dev=args.dev,
                    workspace=args.workspace, packages=tuple(args.package), strategy=args.strategy,
                    locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude),
@@ -676,7 +700,9 @@ def _text_for(r, args, color: bool, written: bool) -> str:
         return explain_text(r)
     from .report import assumed_lines, unanalysable_lines
 
-    for line in unanalysable_lines(r) + assumed_lines(r):
+    from .report import blocker_notes
+
+    for line in unanalysable_lines(r) + assumed_lines(r) + ([] if args.quiet else blocker_notes(r)):
         print(line, file=sys.stderr)
     plan = r.plan
     out = []

@@ -31,7 +31,8 @@ from .resolve import TARGET_SIDE, Resolution
 from .rules import Rule, rules_for
 from .semver import SemverError, parse_req, parse_version
 
-COST = {"vendored-feature": 1, "rustls": 2, "openssl-dep": 3}
+COST = {"vendored-feature": 1, "rustls": 2, "openssl-dep": 3,
+        "static-feature": 1, "static-dep": 3}     # the same for the other libraries (static_plan.py)
 STRATEGIES = {"auto": None, "vendored": "vendored-feature", "rustls": "rustls", "openssl-dep": "openssl-dep"}
 VENDORED_NOTE = "vendored OpenSSL is compiled from source: the build needs perl, make and a C compiler for the target"
 TLS_CRATES = frozenset({"native-tls", "rustls", "openssl", "openssl-sys"})
@@ -144,10 +145,12 @@ class Checker:
     be reached, a manifest cargo would reject) propagate: only a resolution that succeeds counts
     against a candidate."""
 
-    def __init__(self, originals: dict[Path, str], reload: Callable[[dict[Path, str]], list[Build]], blocker: str):
+    def __init__(self, originals: dict[Path, str], reload: Callable[[dict[Path, str]], list[Build]], blocker: str,
+                 fixed: Callable[[Resolution, str], bool] | None = None):
         self.originals = originals
         self.reload = reload
         self.blocker = blocker
+        self.fixed = fixed or blocker_fixed        # the catalog's predicate for other libraries
         self.evaluations = 0
         self._baseline: list[Build] | None = None
         self._base_failures: list[tuple[Build, str]] | None = None
@@ -189,11 +192,12 @@ class Checker:
         out = []
         had = None
         for b in builds:
-            if not blocker_fixed(b.resolution, self.blocker):
-                out.append((b, f"`cargo build {b.label}` still builds {self.blocker} without `vendored`"))
+            if not self.fixed(b.resolution, self.blocker):
+                how = "without `vendored`" if self.fixed is blocker_fixed else "linking the system library"
+                out.append((b, f"`cargo build {b.label}` still builds {self.blocker} {how}"))
                 continue
-            if tls_crates(b.resolution, self.blocker):
-                continue
+            if self.fixed is not blocker_fixed or tls_crates(b.resolution, self.blocker):
+                continue            # (the TLS backend is OpenSSL's question only)
             if had is None:
                 had = {x.label: tls_crates(x.resolution, self.blocker) for x in self.baseline()}
             if had.get(b.label):

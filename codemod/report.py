@@ -41,6 +41,10 @@ def result_json(r: Result, status: str | None = None) -> dict:
             doc["warnings"] = list(r.plan.warnings)
     if getattr(r, "lock", None) is not None:
         doc["lock"] = r.lock.as_json()        # Cargo.lock, one more file of the fix
+    if r.blockers:
+        # the catalog's other libraries (--blocker all or a list); the fields above stay OpenSSL's
+        doc["schema_version"] = SCHEMA_VERSION
+        doc["blockers"] = [b.as_json() for b in r.blockers]
     return doc
 
 
@@ -56,6 +60,52 @@ def edited_files(r: Result) -> dict[str, str]:
         if e.file not in out:
             text = analysed.get(Path(e.file).resolve())
             out[e.file] = sha256(text.encode("utf-8") if text is not None else Path(e.file).read_bytes())
+    return out
+
+
+SCHEMA_VERSION = 2     # 2: `blockers`, one entry per library of the catalog besides OpenSSL
+
+
+def blocker_notes(r: Result) -> list[str]:
+    """One line each for the other libraries linked from the system that no plan fixes (the
+    fixable ones are in the diff); --explain has the full sections."""
+    return [f"note: {r.manifest}: {b.crate} links {', '.join(b.status.libraries())} from the system for "
+            f"{b.analysis.target}; cannot fix: {(b.unfixable or b.plan.reason).rstrip('.')}"
+            for b in r.blockers if b.links_system and b.plan is not None and b.plan.status == "unfixable"]
+
+
+def blocker_lines(r: Result) -> list[str]:
+    """One section per library of the catalog that the build links from the system."""
+    out: list[str] = []
+    for b in r.blockers:
+        if not b.links_system:
+            continue
+        versions = {pid.name: pid.version for pid, _side in b.analysis.resolution.units}
+        libs = ", ".join(b.status.libraries())
+        out.append("")
+        out.append(f"{b.crate} {'/'.join(u.version for u in b.status.units)} links {libs} from the system "
+                   f"(target {b.analysis.target}):")
+        for why in dict.fromkeys(c.why for u in b.status.units for c in u.system if c.why):
+            out.append(f"  {why}")
+        for feature, chain in b.enabled_by:
+            out.append(f"  `{feature}` is turned on by: {' → '.join(chain)}")
+        out.append("")
+        out.extend(_tree([c for cul in b.analysis.culprits for c in cul.chains], versions))
+        out.append("")
+        out.append("Pulled in by:")
+        out.extend(_culprit_lines(b.analysis.culprits))
+        if b.plan is not None:
+            out.append("")
+            if b.plan.status == "unfixable":
+                out.append(f"Cannot fix {b.crate}: {(b.unfixable or b.plan.reason).rstrip('.')}.")
+            elif b.plan.remedies:
+                out.append(f"Plan for {b.crate}:")
+                for rem in b.plan.remedies:
+                    out.append(f"  [{rem.kind}, {rem.source}] {rem.reason}")
+                    for note in rem.notes:
+                        out.append(f"    note: {note}")
+                if b.needs:
+                    out.append(f"    note: the static build needs {', '.join(b.needs)}")
     return out
 
 
@@ -137,6 +187,7 @@ def explain_text(r: Result) -> str:
     if r.plan is not None and r.plan.status != "clean":
         out.append("")
         out.extend(plan_lines(r))
+    out.extend(blocker_lines(r))
     if r.plan is not None and r.plan.status == "fixable":
         out.append("")
         out.extend(next_steps(r, written=False))
@@ -157,7 +208,7 @@ def next_steps(r: Result, written: bool) -> list[str]:
                    + "        # apply it")
     for t in targets:
         out.append(f"  rustup target add {t}")
-    if any(rem.kind != "rustls" for rem in p.remedies):
+    if any(rem.kind in ("vendored-feature", "openssl-dep") for rem in p.remedies):
         for t in targets:
             env = "musl" if t.endswith("-musl") else "gnu" if t.endswith("-gnu") else None
             out.append("  note: " + VENDORED_NEEDS.format(target=t, cc=_CC.get(env, "its C toolchain")))

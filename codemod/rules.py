@@ -9,7 +9,9 @@ from pathlib import Path
 from .errors import CodemodError
 from .semver import SemverError, parse_req, parse_version
 
-KINDS = ("vendored-feature", "rustls")
+# vendored-feature and rustls keep OpenSSL out; static-feature builds another catalog library
+# (codemod/catalog.py) from source through a feature of the culprit and names that library's crate.
+KINDS = ("vendored-feature", "rustls", "static-feature")
 
 
 def _rules_dir() -> Path:
@@ -33,11 +35,15 @@ class RuleRemedy:
     remove_features: tuple[str, ...] = ()
     default_features: bool | None = None     # False: the remedy needs `default-features = false`
     notes: str = ""
+    blocker: str = "openssl-sys"             # the sys crate the remedy builds from source
 
     def as_json(self) -> dict:
-        return {"kind": self.kind, "add_features": list(self.add_features),
-                "remove_features": list(self.remove_features), "default_features": self.default_features,
-                "notes": self.notes}
+        doc = {"kind": self.kind, "add_features": list(self.add_features),
+               "remove_features": list(self.remove_features), "default_features": self.default_features,
+               "notes": self.notes}
+        if self.blocker != "openssl-sys":
+            doc["blocker"] = self.blocker
+        return doc
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ def parse_rules(text: str, where: str) -> list[Rule]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise RuleError(f"{where}: invalid TOML: {e}") from None
-    unknown = set(data) - {"rules"}
+    unknown = set(data) - {"rules", "libraries"}     # `libraries`: the catalog (catalog.py)
     if unknown:
         raise RuleError(f"{where}: unknown top-level key `{sorted(unknown)[0]}`")
     out = []
@@ -84,7 +90,7 @@ def parse_rules(text: str, where: str) -> list[Rule]:
         remedies = []
         for j, m in enumerate(r.get("remedies", [])):
             mw = f"{here}.remedies[{j}]"
-            extra = set(m) - {"kind", "add_features", "remove_features", "default_features", "notes"}
+            extra = set(m) - {"kind", "add_features", "remove_features", "default_features", "notes", "blocker"}
             if extra:
                 raise RuleError(f"{mw}: unknown key `{sorted(extra)[0]}`")
             if m.get("kind") not in KINDS:
@@ -92,11 +98,15 @@ def parse_rules(text: str, where: str) -> list[Rule]:
             df = m.get("default_features")
             if df is not None and not isinstance(df, bool):
                 raise RuleError(f"{mw}: `default_features` must be true or false")
+            blocker = m.get("blocker", "openssl-sys")
+            if not isinstance(blocker, str) or (m["kind"] == "static-feature") == (blocker == "openssl-sys"):
+                raise RuleError(f"{mw}: a `static-feature` remedy names the `blocker` it builds from source "
+                                "(another crate than openssl-sys); other kinds are about openssl-sys")
             add = _strings(m.get("add_features", []), mw, "add_features")
             if not add:
                 raise RuleError(f"{mw}: `add_features` must name at least one feature")
             remedies.append(RuleRemedy(m["kind"], add, _strings(m.get("remove_features", []), mw, "remove_features"),
-                                       df, m.get("notes", "")))
+                                       df, m.get("notes", ""), blocker))
         out.append(Rule(r["crate"], r["versions"], tuple(remedies), r.get("notes", ""), where))
     return out
 

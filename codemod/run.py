@@ -38,6 +38,8 @@ class Options:
     cache_dir: Path | None = None            # --cache-dir: where git dependencies are cloned
     locked_flag: str = "--locked"            # the flag named when a lock change is refused (--locked/--frozen)
     partial: bool = False                    # --partial: fix the culprits that can be fixed when one cannot
+    blockers: tuple[str, ...] = ()           # --blocker all / a list: the catalog's other crates (catalog.py)
+    blockers_named: bool = False             # --blocker named them: an unfixable one makes the run unfixable
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Result:
     analyses: tuple = ()           # one per target when several were asked for
     assumed_proc_macros: tuple[tuple[str, str], ...] = ()   # (crate, why): proc-macro status guessed from the name
     lock: object = None            # lockwrite.LockUpdate: Cargo.lock's new text, one more file of the fix
+    blockers: tuple = ()           # static_plan.BlockerReport for each crate of Options.blockers
 
 
 def display_path(path: Path) -> str:
@@ -289,11 +292,18 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
                 the_plan = candidate
             if rank[the_plan.status] == 0:
                 break
-        if the_plan is not None and the_plan.status in ("fixable", "partial"):
-            lock = _lock_update(ws, opts, index, resolutions[0], lambda: reload(the_plan.texts)[0].resolution,
-                                the_plan.texts)
+    reports = ()
+    if opts.blockers:
+        from .catalog import crate_source_dir
+
+        reports, the_plan = _other_blockers(opts, ws, resolutions, the_plan, reload if plan else None,
+                                            originals if plan else None, rule_set if plan else None,
+                                            lambda name, version: crate_source_dir(index, name, version))
+    if plan and the_plan is not None and the_plan.status in ("fixable", "partial"):
+        lock = _lock_update(ws, opts, index, resolutions[0], lambda: reload(the_plan.texts)[0].resolution,
+                            the_plan.texts)
     return Result(manifest, ws, primary, tuple(ws.unanalysable), digest, the_plan,
-                  tuple(analyses) if len(analyses) > 1 else (), assumed, lock)
+                  tuple(analyses) if len(analyses) > 1 else (), assumed, lock, reports)
 
 
 def _lock_update(ws: Workspace, opts: Options, index, before, after, texts):
@@ -311,6 +321,74 @@ def _lock_update(ws: Workspace, opts: Options, index, before, after, texts):
         raise ResolveError(f"the lock file {ws.lock_path} needs to be updated but {opts.locked_flag} was passed to "
                            f"prevent this ({what})")
     return None if opts.lock == "keep" else update
+
+
+def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals, rules, source_dir):
+    """The catalog's other libraries, planned one after the other on top of the OpenSSL plan; the
+    edits are accepted together only when re-resolution leaves every requested blocker static."""
+    from dataclasses import replace
+
+    from .catalog import all_static, blocker_names, load_catalog
+    from .plan import Checker, Plan
+    from .static_plan import other_blockers
+
+    catalog = load_catalog()
+    crates = tuple(c for c in opts.blockers if c != opts.blocker)
+    if reload is None:
+        return tuple(other_blockers(resolutions, crates, catalog, source_dir=source_dir)), the_plan
+    texts = dict(the_plan.texts) if the_plan is not None and the_plan.status in ("fixable", "partial") else {}
+
+    def make_checker(crate, fixed):
+        base = {**originals, **texts}
+        return Checker(dict(base), lambda t, near=None: reload({**texts, **t}), crate, fixed)
+
+    def run_pass(names):
+        found = other_blockers([b.resolution for b in reload(texts)] if texts else resolutions, names, catalog, ws=ws, rules=rules,
+                               make_checker=make_checker, strategy=opts.strategy, display=display_path, scope=opts.scope,
+                               source_dir=source_dir)
+        for rep in found:
+            if rep.plan is not None and rep.plan.status == "fixable":
+                texts.update(rep.plan.texts)
+        return found
+
+    reports = {r.crate: r for r in run_pass(crates)}
+    # a static build can bring a blocker back (pq-sys 0.6's bundled libpq needs openssl-sys): plan
+    # whatever links the system now, OpenSSL included, until nothing changes
+    every = (opts.blocker, *crates) if opts.blocker in blocker_names(catalog) else crates
+    for _ in range(3):
+        if not texts:
+            break
+        now = reload(texts)
+        again = [c for c in every if not all_static(now[0].resolution, catalog, (c,))]
+        if not again:
+            break
+        for rep in run_pass(tuple(again)):
+            if rep.plan is not None and rep.plan.remedies:
+                old = reports.get(rep.crate)
+                merged = rep if old is None or old.plan is None else replace(
+                    old, plan=replace(old.plan, remedies=old.plan.remedies + rep.plan.remedies))
+                reports[rep.crate] = merged
+    extra = [r for rep in reports.values() if rep.plan is not None and rep.plan.status == "fixable" for r in rep.plan.remedies]
+    if extra:
+        done = all(all_static(b.resolution, catalog, crates) for b in reload(texts))
+        base = the_plan if the_plan is not None and the_plan.status in ("fixable", "partial") else None
+        evaluations = (the_plan.evaluations if the_plan is not None else 0) + sum(
+            rep.plan.evaluations for rep in reports.values() if rep.plan is not None)
+        the_plan = Plan(base.status if base else "fixable", (base.remedies if base else ()) + tuple(extra), dict(texts),
+                        reason=base.reason if base else "", warnings=the_plan.warnings if the_plan is not None else (),
+                        evaluations=evaluations, candidates=base.candidates if base else (),
+                        unfixed=base.unfixed if base else ())
+        if not done:
+            the_plan = replace(the_plan, warnings=the_plan.warnings + (
+                "re-resolution still finds a library linked from the system; see `blockers`",))
+    out = tuple(reports[c] for c in crates if c in reports)
+    if opts.blockers_named:
+        stuck = [r for r in out if r.links_system and r.plan is not None and r.plan.status == "unfixable"]
+        if stuck:
+            reason = "; ".join(f"{r.crate}: {r.plan.reason}" for r in stuck)
+            the_plan = Plan("unfixable", reason=reason, warnings=the_plan.warnings if the_plan is not None else (),
+                            evaluations=the_plan.evaluations if the_plan is not None else 0)
+    return out, the_plan
 
 
 # -- many manifests at once ---------------------------------------------------------------------

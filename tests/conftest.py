@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def isolated_homes(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.mktemp("homes")
     monkeypatch.setenv("CARGO_STATIC_FIX_CACHE_DIR", str(base / "cache"))
     monkeypatch.setenv("CARGO_HOME", str(base / "cargo-home"))
+    # `python -m codemod` in a subprocess runs this checkout, not whichever copy is installed
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))))
 
 
 @pytest.fixture

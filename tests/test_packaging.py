@@ -15,6 +15,12 @@ import pytest
 from conftest import ROOT
 
 
+@pytest.fixture(autouse=True)
+def no_checkout_on_the_path(monkeypatch):
+    """The installed wheel must run from its own files, not the checkout conftest puts on PYTHONPATH."""
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("wheel")

@@ -1,0 +1,247 @@
+"""The catalog of native libraries (`[[libraries]]` in rules/*.toml): every feature it names exists
+in the index lines of the versions it covers, the boundaries it draws are real, and the
+"links a system library" predicates say what the build scripts do."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from codemod.catalog import (Library, SystemClause, blocker_names, load_catalog, parse_blocker_option,
+                             parse_libraries)
+from codemod.rules import RuleError, load_rules, parse_rules
+from codemod.semver import parse_version
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = json.loads((ROOT / "tests/fixtures/rule-features.json").read_text())
+FIXTURE = DOC["crates"]
+CATALOG = load_catalog()
+
+
+def entry_id(lib: Library) -> str:
+    return f"{lib.crate} {lib.versions}"
+
+
+def _lines(lib: Library) -> list[dict]:
+    return [line for line in FIXTURE.get(lib.crate, []) if lib.covers(line["vers"])]
+
+
+def _names(line: dict) -> set[str]:
+    """Explicit features plus the implicit features of optional dependencies the line records."""
+    return set(line["features"]) | set(line.get("implicit", []))
+
+
+@pytest.mark.parametrize("lib", CATALOG, ids=entry_id)
+def test_entry_is_checked_at_both_ends_and_in_between(lib):
+    lines = _lines(lib)
+    assert lines, f"no index data for {entry_id(lib)}: add real index lines to tests/fixtures/rule-features.json"
+    assert lib.crate in DOC["sources"], f"say where the {lib.crate} lines come from under `sources`"
+    versions = sorted((parse_version(line["vers"]) for line in lines))
+    if len(lines) > 1:
+        assert versions[0] != versions[-1]
+    # the range starts at a version whose line was read: `>=X` names X exactly
+    low = lib.versions.split(",")[0].strip()
+    assert low.startswith(">="), f"{entry_id(lib)}: ranges start with `>=` at a checked version"
+    assert any(line["vers"].split("+")[0] == low[2:].strip() for line in lines), \
+        f"{entry_id(lib)}: the lower bound {low[2:]} is not among the recorded versions"
+
+
+@pytest.mark.parametrize("lib", CATALOG, ids=entry_id)
+def test_remedy_features_exist_in_every_covered_version(lib):
+    for line in _lines(lib):
+        for remedy in lib.remedies:
+            missing = set(remedy.add_features) - _names(line)
+            assert not missing, f"{lib.crate} {line['vers']} has no feature {sorted(missing)}"
+
+
+@pytest.mark.parametrize("lib", CATALOG, ids=entry_id)
+def test_predicate_features_exist(lib):
+    """A clause's `unless` features are the static switch: at least one exists in every covered
+    version that has its `when` features. Its `when` features exist in some covered version
+    (bundled-sqlcipher only from 0.23)."""
+    lines = _lines(lib)
+    for clause in lib.system:
+        if clause.unless:
+            for line in lines:
+                if not set(clause.when) <= _names(line):
+                    continue
+                assert set(clause.unless) & _names(line), f"{lib.crate} {line['vers']} has none of {clause.unless}"
+        for f in clause.when:
+            assert any(f in _names(line) for line in lines), f"no covered {lib.crate} version has `{f}`"
+
+
+@pytest.mark.parametrize("crate,version,feature", [
+    ("pq-sys", "0.4.8", "bundled"),          # bundled arrives in 0.5.0
+    ("pq-sys", "0.4.6", "bundled"),
+    ("libz-sys", "1.0.24", "static"),       # static arrives in 1.0.25
+    ("bzip2-sys", "0.1.10+1.0.8", "static"),  # static arrives in 0.1.11
+    ("lzma-sys", "0.1.15", "static"),        # static arrives in 0.1.16
+    ("libsqlite3-sys", "0.22.2", "bundled-sqlcipher"),   # bundled-sqlcipher arrives in 0.23.0
+])
+def test_versions_below_a_range_really_lack_its_switch(crate, version, feature):
+    line = next(line for line in FIXTURE[crate] if line["vers"] == version)
+    assert feature not in _names(line)
+    fixable = [lib for lib in CATALOG if lib.crate == crate and lib.covers(version) and lib.remedies]
+    assert not any(feature in m.add_features for lib in fixable for m in lib.remedies)
+
+
+def test_pq_sys_0_4_is_unfixable_and_says_where_bundled_starts():
+    lib = next(lib for lib in CATALOG if lib.crate == "pq-sys" and lib.covers("0.4.8"))
+    assert lib.unfixable and "0.5.0" in lib.unfixable and not lib.remedies
+    assert lib.links_system(set())
+
+
+def test_bundled_libpq_brings_openssl_back_from_0_6():
+    """pq-sys 0.5's pq-src 0.1 asks for openssl-sys `vendored`; 0.6's pq-src 0.2 does not, so the
+    OpenSSL entry has to be fixed too (the whole-catalog check catches it)."""
+    pq = {line["vers"]: line for line in FIXTURE["pq-sys"]}
+    src = {line["vers"]: line for line in FIXTURE["pq-src"]}
+    assert pq["0.5.0"]["deps"][0]["req"] == "^0.1" and pq["0.6.0"]["deps"][0]["req"] == "^0.2"
+    ssl = lambda v: next(d for d in src[v]["deps"] if d["name"] == "openssl-sys")  # noqa: E731
+    assert all("vendored" in ssl(v)["features"] for v in src if v.startswith("0.1."))
+    assert "vendored" not in ssl("0.2.0")["features"]
+    lib = next(lib for lib in CATALOG if lib.crate == "pq-sys" and lib.covers("0.6.0"))
+    assert any("perl" in n for n in lib.needs)
+
+
+def test_rusqlite_bundled_reaches_libsqlite3_sys_bundled():
+    rules = [r for r in load_rules() if r.crate == "rusqlite"]
+    assert rules
+    for line in FIXTURE["rusqlite"]:
+        rule = next(r for r in rules if r.covers("rusqlite", line["vers"]))
+        remedy = rule.remedies[0]
+        assert remedy.kind == "static-feature" and remedy.blocker == "libsqlite3-sys"
+        assert set(remedy.add_features) <= set(line["features"])
+        assert "libsqlite3-sys/bundled" in line["feature_values"]["bundled"]
+
+
+@pytest.mark.parametrize("crate,version,features,system", [
+    ("libsqlite3-sys", "0.30.1", {"default", "min_sqlite_version_3_14_0"}, ["SQLite (libsqlite3)"]),
+    ("libsqlite3-sys", "0.30.1", {"bundled", "cc", "bundled_bindings"}, []),
+    ("libsqlite3-sys", "0.30.1", {"bundled", "bundled-sqlcipher"}, ["OpenSSL's libcrypto"]),
+    ("libsqlite3-sys", "0.30.1", {"bundled", "bundled-sqlcipher", "bundled-sqlcipher-vendored-openssl"}, []),
+    ("zstd-sys", "2.0.10+zstd.1.5.6", {"default", "legacy", "zdict_builder"}, []),
+    ("zstd-sys", "2.0.10+zstd.1.5.6", {"pkg-config"}, ["Zstandard (libzstd)"]),
+    ("libz-sys", "1.1.16", {"default", "libc", "stock-zlib"}, ["zlib (libz)"]),
+    ("libz-sys", "1.1.16", {"static"}, []),
+    ("libz-sys", "1.1.16", {"zlib-ng"}, []),
+    ("pq-sys", "0.6.0", set(), ["PostgreSQL's libpq"]),
+    ("pq-sys", "0.6.0", {"bundled", "pq-src"}, []),
+    ("bzip2-sys", "0.1.11+1.0.8", set(), ["bzip2 (libbz2)"]),
+    ("lzma-sys", "0.1.20", {"static"}, []),
+    ("openssl-sys", "0.9.102", set(), ["OpenSSL (libssl, libcrypto)"]),
+    ("openssl-sys", "0.9.102", {"vendored"}, []),
+])
+def test_links_system(crate, version, features, system):
+    lib = next(lib for lib in CATALOG if lib.crate == crate and lib.covers(version))
+    assert [c.library or lib.library for c in lib.links_system(features)] == system
+
+
+@pytest.mark.parametrize("crate,version", [("libz-sys", "1.1.16"), ("bzip2-sys", "0.1.11+1.0.8"), ("lzma-sys", "0.1.20")])
+def test_pkg_config_probes_do_not_run_when_cross_compiling(crate, version):
+    """musl from a glibc host: the pkg-config crate refuses, the build script compiles its own."""
+    lib = next(lib for lib in CATALOG if lib.crate == crate and lib.covers(version))
+    assert lib.links_system(set(), cross=False) and not lib.links_system(set(), cross=True)
+
+
+def test_libraries_that_link_the_system_even_when_cross_compiling():
+    for crate, version, feats in [("libsqlite3-sys", "0.30.1", set()), ("pq-sys", "0.6.0", set()),
+                                  ("openssl-sys", "0.9.102", set()), ("zstd-sys", "2.0.10+zstd.1.5.6", {"pkg-config"})]:
+        lib = next(lib for lib in CATALOG if lib.crate == crate and lib.covers(version))
+        assert lib.links_system(feats, cross=True)
+
+
+def test_every_remedy_clears_the_base_clauses_and_together_all():
+    for lib in CATALOG:
+        for m in lib.remedies:
+            assert not any(c.holds(set(m.add_features) | set(m.implies)) for c in lib.system if not c.when), (lib.crate, m)
+    lib = next(lib for lib in CATALOG if lib.crate == "libsqlite3-sys" and lib.covers("0.30.1"))
+    assert lib.static_with({"bundled", "bundled-sqlcipher", "bundled-sqlcipher-vendored-openssl"})
+
+
+def test_blocker_option():
+    names = blocker_names(CATALOG)
+    assert names[0] == "openssl-sys" and set(names) >= {"libsqlite3-sys", "pq-sys", "libz-sys", "zstd-sys",
+                                                         "bzip2-sys", "lzma-sys"}
+    assert parse_blocker_option("openssl-sys", CATALOG) == ("openssl-sys",)
+    assert parse_blocker_option("libz-sys, pq-sys", CATALOG) == ("libz-sys", "pq-sys")
+    assert parse_blocker_option("all", CATALOG) == tuple(names)
+    with pytest.raises(RuleError):
+        parse_blocker_option(" , ", CATALOG)
+
+
+def test_clause_semantics():
+    c = SystemClause(when=("a",), unless=("b", "c"))
+    assert c.holds({"a"}) and not c.holds({"a", "c"}) and not c.holds(set())
+    assert SystemClause().holds(set())
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[[libraries]]\ncrate = "x-sys"\nversions = "^1"\n', "needs `crate`, `library` and `versions`"),
+    ('[[libraries]]\ncrate = "x-sys"\nlibrary = "x"\nversions = "^1"\n', "at least one `\\[\\[libraries.system\\]\\]`"),
+    ('[[libraries]]\ncrate = "x-sys"\nlibrary = "x"\nversions = "^1"\n[[libraries.system]]\nunless = ["s"]\n'
+     '[[libraries.remedies]]\nkind = "magic"\nadd_features = ["s"]\n', "`kind` must be one of"),
+    ('[[libraries]]\ncrate = "x-sys"\nlibrary = "x"\nversions = "^1"\n[[libraries.system]]\nunless = ["s"]\n'
+     '[[libraries.remedies]]\nkind = "static-dep"\nadd_features = ["other"]\n', "leaves a `system` clause true"),
+    ('[[libraries]]\ncrate = "x-sys"\nlibrary = "x"\nversions = "^1"\n[[libraries.system]]\nunless = ["s"]\n'
+     '[[libraries.system]]\nwhen = ["c"]\nunless = ["cv"]\n'
+     '[[libraries.remedies]]\nkind = "static-dep"\nadd_features = ["s"]\n', "together leave a `system` clause true"),
+    ('[[libraries]]\ncrate = "x-sys"\nlibrary = "x"\nversions = "^1"\nextra = 1\n', "unknown key `extra`"),
+    ('[[libraries]]\ncrate = "x-sys"\nlibrary = "x"\nversions = "^1"\nunfixable = "no"\n[[libraries.system]]\n'
+     '[[libraries.remedies]]\nkind = "static-dep"\nadd_features = ["s"]\n', "cannot be `unfixable`"),
+])
+def test_invalid_entries_are_rejected(text, message):
+    with pytest.raises(RuleError, match=message):
+        parse_libraries(text, "bad.toml")
+
+
+def test_static_feature_rules_name_their_blocker():
+    bad = '[[rules]]\ncrate = "x"\nversions = "^1"\n[[rules.remedies]]\nkind = "static-feature"\nadd_features = ["a"]\n'
+    with pytest.raises(RuleError, match="names the `blocker`"):
+        parse_rules(bad, "bad.toml")
+    ok = bad + 'blocker = "x-sys"\n'
+    assert parse_rules(ok, "ok.toml")[0].remedies[0].blocker == "x-sys"
+
+
+def test_rule_files_with_libraries_still_parse_as_rules():
+    assert parse_rules('[[libraries]]\ncrate = "x-sys"\n', "x.toml") == []
+
+
+def test_stripped_sources_and_features_are_named(tmp_path):
+    from codemod.catalog import stripped
+
+    lib = next(lib for lib in CATALOG if lib.crate == "lzma-sys")
+    assert lib.bundled_source == "xz-5.2"
+    assert "no `static` feature" in stripped(lib, "0.1.20", {"default"}, None)
+    (tmp_path / "xz-5.2").mkdir()
+    assert stripped(lib, "0.1.20", {"static"}, tmp_path) == ""
+    (tmp_path / "xz-5.2").rmdir()
+    assert "has no xz-5.2/" in stripped(lib, "0.1.20", {"static"}, tmp_path)
+
+
+def test_diesel_releases_read_pin_pq_sys_below_0_5():
+    from codemod.semver import parse_req
+
+    for line in FIXTURE["diesel"]:
+        req = parse_req(line["deps"][0]["req"])
+        assert not req.matches(parse_version("0.5.0")) and not req.matches(parse_version("0.6.0")), line["vers"]
+    lib = next(lib for lib in CATALOG if lib.crate == "pq-sys" and lib.covers("0.4.8"))
+    assert "diesel up to 2.1.6" in lib.unfixable
+
+
+@pytest.mark.parametrize("lib", [lib for lib in CATALOG if any(m.implies for m in lib.remedies)], ids=entry_id)
+def test_implied_features_are_what_the_index_says(lib):
+    """`implies` is the closure of the added features' values in every recorded covered line that has them."""
+    for line in _lines(lib):
+        values = line.get("feature_values", {})
+        for m in lib.remedies:
+            if not m.implies or not set(m.add_features) <= _names(line):
+                continue
+            seen, todo = set(), list(m.add_features)
+            while todo:
+                f = todo.pop()
+                for v in values.get(f, ()):
+                    if "/" not in v and not v.startswith("dep:") and v not in seen:
+                        seen.add(v)
+                        todo.append(v)
+            assert set(m.implies) <= seen, (line["vers"], m.implies, seen)
