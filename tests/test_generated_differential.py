@@ -42,7 +42,7 @@ from codemod.registry import open_index
 from codemod.run import Options, analyze_manifest
 from conftest import cargo_available
 from fixture_registry import cargo_home, write_project
-from test_cargo_differential import cargo, cargo_culprits
+from test_cargo_differential import cargo, cargo_culprits, cargo_flags
 
 pytestmark = [
     pytest.mark.cargo,
@@ -414,19 +414,6 @@ def cargo_blocker_units(cwd: Path, home: Path, flags: list[str]) -> dict[str, se
         if m:
             units.setdefault(m.group(1), set()).update(f for f in m.group(2).split(",") if f)
     return units
-
-
-def cargo_flags(args: dict) -> list[str]:
-    flags = []
-    if args.get("workspace"):
-        flags.append("--workspace")
-    for p in args.get("packages", ()):
-        flags += ["-p", p]
-    if args.get("features"):
-        flags += ["--features", ",".join(args["features"])]
-    if args.get("no_default_features"):
-        flags.append("--no-default-features")
-    return flags
 
 
 PIN_OLD = [["update", "-p", "openssl", "--precise", "0.10.55"], ["update", "-p", "openssl-sys", "--precise", "0.9.90"]]
