@@ -215,6 +215,8 @@ class _Search:
         self.poisoned = self._poisoned()
         # Versions come from the lock's edges, and features ignore inactive platforms.
         self.pinned = bool(self.lock) and not self.poisoned and inp.resolver != "1"
+        # only a package the lock has is pinned: a new one (a fix adds it) gets all its lock entries
+        self.locked_pkgs = {(n, v) for (n, v, _s) in self.lock.packages} if self.lock else set()
 
     # -- the lock -------------------------------------------------------------------------------
 
@@ -307,7 +309,7 @@ class _Search:
             raise ResolveError(f"{e} (dependency `{dep.name}` of {chain()})") from None
         name = dep.package
         if (dep.target is not None and self.pinned and not self.target.matches(dep.target)
-                and not self.host.matches(dep.target)
+                and not self.host.matches(dep.target) and (parent.id.name, parent.id.version) in self.locked_pkgs
                 and not self.patches.get((None if dep.registry in (None, "crates-io") else dep.registry, name))):
             # The lock pins every version and resolver 2 ignores inactive platforms' features:
             # a dependency for neither the target nor the host changes nothing, so its crate is
