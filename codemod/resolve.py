@@ -301,8 +301,31 @@ def resolve(inp: ResolveInput, index) -> Resolution:
     member_ids = set(inp.members)
     members = {p.id: p for p in inp.locals.values() if p.id in member_ids}
     # pass 1: the dependency resolver's view (cargo generate-lockfile: all features, dev deps)
-    versions = resolve_versions(inp, index, target, host, _chain)
-    return _resolve_once(inp, index, versions, members, target, host)
+    versions = _versions_for(inp, index, target, host)
+    try:
+        return _resolve_once(inp, index, versions, members, target, host)
+    except NeedCrates:
+        # the feature pass needs crates the version pass did not: once fetched, choose again
+        _VERSION_PASSES[:] = [e for e in _VERSION_PASSES if e[4] is not versions]
+        raise
+
+
+# The version pass does not depend on which members are built or with which features, so the
+# builds a plan is checked against (the workspace, then each member on its own) share one; the
+# entries hold the objects they were made from, so an identity check cannot be fooled.
+_VERSION_PASSES: list[tuple] = []
+
+
+def _versions_for(inp: ResolveInput, index, target: Target, host: Target) -> VersionGraph:
+    key = (inp.members, inp.resolver, inp.target, inp.host, inp.extra, inp.rust_version, inp.locked,
+           repr(inp.rustflags), inp.patches, inp.replaces)
+    for locals_, lock, idx, k, graph in _VERSION_PASSES:
+        if locals_ is inp.locals and lock is inp.lock and idx is index and k == key:
+            return graph
+    graph = resolve_versions(inp, index, target, host, _chain)
+    _VERSION_PASSES.insert(0, (inp.locals, inp.lock, index, key, graph))
+    del _VERSION_PASSES[4:]
+    return graph
 
 
 def _resolve_once(inp, index, versions: VersionGraph, members, target: Target, host: Target) -> Resolution:
