@@ -316,6 +316,11 @@ def resolve(inp: ResolveInput, index) -> Resolution:
 _VERSION_PASSES: list[tuple] = []
 
 
+def forget_version_passes() -> None:
+    """The index's packages changed (a proc-macro guess corrected): no version pass stays valid."""
+    _VERSION_PASSES.clear()
+
+
 def _versions_for(inp: ResolveInput, index, target: Target, host: Target) -> VersionGraph:
     key = (inp.members, inp.resolver, inp.target, inp.host, inp.extra, inp.rust_version, inp.locked,
            repr(inp.rustflags), inp.patches, inp.replaces)

@@ -12,7 +12,7 @@ from .errors import CodemodError, PlanError, ResolveError
 from .lockfile import load_lock
 from .manifest import Unanalysable
 from .registry.index import IndexSource
-from .resolve import TARGET_SIDE, NeedCrates, ResolveInput, UnknownCrate, resolve
+from .resolve import TARGET_SIDE, NeedCrates, ResolveInput, UnknownCrate, forget_version_passes, resolve
 from .targets import host_triple, installed_rust_version, read_rustflags
 from .workspace import Workspace, load_workspace
 
@@ -87,6 +87,7 @@ def resolve_with_fetch(inp: ResolveInput, index: IndexSource, blocker: str | Non
             continue
         learn = getattr(index, "learn_proc_macros", None)
         if learn is not None and learn(proc_macro_candidates(res, blocker)):
+            forget_version_passes()         # they hold the packages as guessed
             continue
         return res
     raise ResolveError("the dependency graph did not close")
