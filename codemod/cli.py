@@ -237,7 +237,8 @@ def _list_rules(args) -> int:
 
     rules = load_rules()
     if args.format == "json":
-        print(json.dumps([r.as_json() for r in rules], indent=2))
+        # the culprit rules, then the catalog's libraries (entries with a `library` key)
+        print(json.dumps([r.as_json() for r in rules] + [lib.as_json() for lib in load_catalog()], indent=2))
         return EXIT_OK
     for r in rules:
         kinds = ", ".join(f"{m.kind} (+{', +'.join(m.add_features)})" for m in r.remedies) or "notes only"

@@ -84,7 +84,13 @@ def test_list_rules_json():
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert len(doc) == len(RULES)
+    from codemod.catalog import load_catalog
+
+    rules = [d for d in doc if "library" not in d]
+    libraries = [d for d in doc if "library" in d]
+    assert len(rules) == len(RULES)
+    assert {d["crate"] for d in libraries} == {lib.crate for lib in load_catalog()} >= {"openssl-sys", "libsqlite3-sys", "pq-sys"}
+    assert all(set(d) >= {"crate", "library", "versions", "system", "remedies", "needs"} for d in libraries)
     reqwest = next(d for d in doc if d["crate"] == "reqwest" and d["versions"] == ">=0.12, <0.13")
     assert reqwest["remedies"][1] == {
         "kind": "rustls", "add_features": ["rustls-tls"],
