@@ -708,8 +708,20 @@ def _openssl_dep_candidates(analysis: Analysis, ws, display, scope: str | None =
         choice = target_units.get(analysis.blocker)
     if choice is None or "vendored" not in res.packages[choice].features:
         return []
-    edits = []
     members = sorted({c.package for c in analysis.culprits} & need if need else {c.package for c in analysis.culprits})
+    edits = sys_dep_edits(res, members, choice, "vendored", display, scope)
+    if not edits:
+        return []
+    return [Remedy("openssl-dep", "discovered",
+                   f"add `{choice.name}` {choice.version} with `vendored`: features unify, so every path to "
+                   f"{analysis.blocker} gets the vendored build",
+                   tuple(edits), (VENDORED_NOTE,))]
+
+
+def sys_dep_edits(res: Resolution, members, choice: PkgId, feature: str, display, scope: str | None) -> list[Edit]:
+    """Each member's edit for depending on `choice` directly with `feature` (features unify into
+    every path): the feature added to an entry it already has, else a new entry at that version."""
+    edits = []
     by_name = {pid.name: pid for pid in res.input.selected}
     for name in members:
         member = by_name.get(name)
@@ -720,19 +732,14 @@ def _openssl_dep_candidates(analysis: Analysis, ws, display, scope: str | None =
                     and d.package == choice.name and scope is None]
         if existing:
             d = existing[0]
-            if "vendored" not in d.features:
-                edits.append(Edit(file, table_name(d.table), d.name, ("vendored",)))
+            if feature not in d.features:
+                edits.append(Edit(file, table_name(d.table), d.name, (feature,)))
             continue
         if any(d.name == choice.name and d.table == ("dependencies",) for d in res.deps_of(member)):
             continue     # [dependencies] already uses the key for another crate; leave it to the user
         table = "dependencies" if scope is None else f"target.{scope}.dependencies"
-        edits.append(Edit(file, table, choice.name, add={"version": choice.version, "features": ["vendored"]}))
-    if not edits:
-        return []
-    return [Remedy("openssl-dep", "discovered",
-                   f"add `{choice.name}` {choice.version} with `vendored`: features unify, so every path to "
-                   f"{analysis.blocker} gets the vendored build",
-                   tuple(edits), (VENDORED_NOTE,))]
+        edits.append(Edit(file, table, choice.name, add={"version": choice.version, "features": [feature]}))
+    return edits
 
 
 def _mistakes(p: _Point, res: Resolution, rules) -> list[str]:

@@ -10,13 +10,11 @@ plan.make_plan; the candidates are enumerated and checked the same way (plan._ch
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from .analyze import Analysis, analyze
 from .catalog import BlockerStatus, Library, fixed_predicate, stripped, unit_status
-from .edit import Edit, table_name
 from .plan import (STRATEGIES, Checker, Plan, Remedy, _dep_is, _edit_points,
-                   _feature_edit, _pkg, _Point, _reaches, _resolver_lookup, _scoped)
+                   _feature_edit, _pkg, _Point, _reaches, _resolver_lookup, _scoped, sys_dep_edits)
 from .resolve import TARGET_SIDE, Resolution
 from .rules import rules_for
 
@@ -133,23 +131,7 @@ def _static_dep_candidates(analysis: Analysis, ws, display, static, scope: str |
     feats = [f for f in static if f in res.packages[choice].features][:1]
     if not feats:
         return []
-    edits = []
-    by_name = {pid.name: pid for pid in res.input.selected}
-    for name in sorted({c.package for c in analysis.culprits}):
-        member = by_name.get(name)
-        if member is None:
-            continue
-        file = display(Path(member.path) / "Cargo.toml")
-        existing = [d for d in res.deps_of(member) if d.kind == "normal" and d.target is None
-                    and d.package == choice.name and scope is None]
-        if existing:
-            if feats[0] not in existing[0].features:
-                edits.append(Edit(file, table_name(existing[0].table), existing[0].name, (feats[0],)))
-            continue
-        if any(d.name == choice.name and d.table == ("dependencies",) for d in res.deps_of(member)):
-            continue
-        table = "dependencies" if scope is None else f"target.{scope}.dependencies"
-        edits.append(Edit(file, table, choice.name, add={"version": choice.version, "features": feats}))
+    edits = sys_dep_edits(res, sorted({c.package for c in analysis.culprits}), choice, feats[0], display, scope)
     if not edits:
         return []
     return [Remedy("openssl-dep" if analysis.blocker == "openssl-sys" else "static-dep", "discovered",
