@@ -73,26 +73,37 @@ class Manifest:
 
 def load_manifest(path: Path, texts: dict[Path, str] | None = None) -> Manifest:
     """Read and parse a Cargo.toml; `texts` maps resolved paths to edited, not yet written, contents."""
-    path = Path(path)
-    if path.is_dir() or path.suffix != ".toml":
-        path = path / "Cargo.toml"
+    path = manifest_file(path)
     real = None
     try:
         if texts and (real := path.resolve()) in texts:
             text = texts[real]
         else:
-            text = path.read_bytes().decode("utf-8")
+            text = read_text(path)
     except FileNotFoundError:
         raise ManifestError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ManifestError(f"{path}: cannot read: {e}") from None
+    return parse_manifest(path, real or path.resolve(), text)
+
+
+def manifest_file(path: Path) -> Path:
+    path = Path(path)
+    return path / "Cargo.toml" if path.is_dir() or path.suffix != ".toml" else path
+
+
+def read_text(path: Path) -> str:
+    return path.read_bytes().decode("utf-8")         # no newline translation: CRLF stays
+
+
+def parse_manifest(path: Path, real: Path, text: str) -> Manifest:
+    """`text` as the Cargo.toml at `path` (as named in messages; `real`: resolved)."""
     try:
         data = tomllib.loads(text.removeprefix("\ufeff"))      # cargo accepts a UTF-8 BOM
     except tomllib.TOMLDecodeError as e:
         raise ManifestError(f"{path}: invalid TOML: {e}") from None
     _check_shape(path, data)
-    m = Manifest(real or path.resolve(), text, data)
-    return m
+    return Manifest(real, text, data)
 
 
 def _type_name(value) -> str:

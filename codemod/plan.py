@@ -21,6 +21,7 @@ dropped, the most expensive first, one check each.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -113,12 +114,25 @@ class Build:
     resolution: Resolution
     member: PkgId | None = None    # the member built on its own; None for several together
 
+    @cached_property
+    def manifests(self) -> frozenset[Path]:
+        """The Cargo.toml of every local package this build compiles: an edit elsewhere cannot change it
+        (except through the workspace root)."""
+        return frozenset((Path(pid.path) / "Cargo.toml").resolve() for pid, _side in self.resolution.units if pid.path)
+
+    @cached_property
+    def inherits(self) -> frozenset[str]:
+        """The dependencies its local packages take from `[workspace.dependencies]`."""
+        res = self.resolution
+        return frozenset(d.name for pid, _side in res.units if pid.path for d in res.packages[pid].deps if d.inherited)
+
 
 @dataclass
 class Verdict:
     texts: dict[Path, str]
     failures: list[tuple[Build, str]]
     builds: list[Build] = field(default_factory=list, repr=False)
+    complete: bool = True          # False: members built on their own only (a pruning trial, never a proof)
 
     @property
     def ok(self) -> bool:
@@ -146,8 +160,9 @@ class Checker:
     against a candidate."""
 
     def __init__(self, originals: dict[Path, str], reload: Callable[[dict[Path, str]], list[Build]], blocker: str,
-                 fixed: Callable[[Resolution, str], bool] | None = None):
+                 fixed: Callable[[Resolution, str], bool] | None = None, root: Path | None = None):
         self.originals = originals
+        self.root = root                           # the workspace root's Cargo.toml (resolved): every build reads it
         self.reload = reload
         self.blocker = blocker
         self.fixed = fixed or blocker_fixed        # the catalog's predicate for other libraries
@@ -156,11 +171,20 @@ class Checker:
         self._base_failures: list[tuple[Build, str]] | None = None
         self._seen: dict[tuple, Verdict] = {}
         self._texts: dict[tuple, str] = {}
+        self._real: dict[str, Path] = {}
+        self._failing_with: dict[PkgId, list[Build]] | None = None
+
+    def real(self, file: str) -> Path:
+        """An edit's file, resolved (once per checker: the same few files come back in every check)."""
+        path = self._real.get(file)
+        if path is None:
+            path = self._real[file] = Path(file).resolve()
+        return path
 
     def texts_for(self, edits: list[Edit]) -> dict[Path, str]:
         by_file: dict[Path, list[Edit]] = {}
         for e in edits:
-            by_file.setdefault(Path(e.file).resolve(), []).append(e)
+            by_file.setdefault(self.real(e.file), []).append(e)
         out = {}
         for path, es in by_file.items():
             key = (path, tuple((e, repr(e.add)) for e in es))
@@ -181,6 +205,17 @@ class Checker:
         if self._base_failures is None:
             self._base_failures = self.failing(self.baseline())
         return self._base_failures
+
+    def base_failing_with(self, local: PkgId) -> list[Build]:
+        """The members built on their own that failed as the manifests stand and build `local`."""
+        if self._failing_with is None:
+            self._failing_with = {}
+            for b, _ in self.base_failures():
+                if b.member is not None:
+                    for pid, side in b.resolution.units:
+                        if pid.path and side == TARGET_SIDE:
+                            self._failing_with.setdefault(pid, []).append(b)
+        return self._failing_with.get(local, [])
 
     def baseline(self) -> list[Build]:
         """The builds as the manifests stand (resolved once; not a candidate check)."""
@@ -204,15 +239,21 @@ class Checker:
                 out.append((b, f"`cargo build {b.label}` has no TLS crate left (it had {', '.join(sorted(had[b.label]))})"))
         return out
 
-    def check(self, edits: list[Edit], near: Verdict | None = None) -> Verdict:
+    def check(self, edits: list[Edit], near: Verdict | None = None, members_only: bool = False) -> Verdict:
+        """Resolve every build with `edits` applied. `members_only`: only the members built on their
+        own (`-p m`), not together: a pruning trial, whose answer a complete check must confirm."""
         key = tuple((e, repr(e.add)) for e in edits)
         if key in self._seen:
             return self._seen[key]
+        if members_only and (key, True) in self._seen:
+            return self._seen[(key, True)]
         texts = self.texts_for(edits)
         self.evaluations += 1
-        builds = self.reload(texts, (near.texts, near.builds)) if near is not None else self.reload(texts)
-        verdict = Verdict(texts, self.failing(builds), builds)
-        self._seen[key] = verdict
+        ref = (near.texts, near.builds) if near is not None else None
+        builds = self.reload(texts, ref, members_only=True) if members_only else (
+            self.reload(texts, ref) if ref is not None else self.reload(texts))
+        verdict = Verdict(texts, self.failing(builds), builds, complete=not members_only)
+        self._seen[(key, True) if members_only else key] = verdict
         return verdict
 
     def fixes(self, edits: list[Edit]) -> dict[Path, str] | None:
@@ -384,45 +425,134 @@ def _blame(build: Build, why: str, points: list[_Point], blocker: str) -> set[in
 
 
 def _prune(items, verdict: Verdict, checker: Checker, edits_of, status: dict, points: list[_Point]):
-    """Drop edits the others make unnecessary, the most expensive first: one check each. An edit
-    on the path of a member whose own build failed before, when no other edit touches a manifest
-    of that build, is needed without a check: removing it gives that build back as it was."""
+    """Drop edits the others make unnecessary, the most expensive first. An edit on the path of a
+    member whose own build failed before, when no other edit touches a manifest of that build, is
+    needed without a check: removing it gives that build back as it was.
+
+    The answer is the one-at-a-time greedy pass (`_prune_each`), reached in fewer resolutions:
+    edits whose removal can change no build in common (no member build reads a manifest of both)
+    are tried together, each trial resolves the members built on their own only, and the result
+    is then checked completely, the workspace build included. Should that check fail (features
+    that unify only when everything is built together), the greedy pass runs with complete checks."""
+    order = sorted(items, key=lambda kv: kv[1].cost, reverse=True)
+    found = _prune_together(items, order, verdict, checker, edits_of, points)
+    if found is not None:
+        kept, trial = found
+        final = checker.check(edits_of(kept), trial) if len(kept) < len(items) else verdict
+        if final.ok:
+            return _pruned(items, kept, final.texts, status)
+    return _prune_each(order, items, verdict, checker, edits_of, status, points)
+
+
+def _pruned(items, kept, texts, status: dict):
+    for item in items:
+        status[item[0]] = ("chosen", "") if any(x is item for x in kept) else (
+            "not-needed", "the other edits fix its culprit too")
+    return tuple(r for _, r in kept), texts
+
+
+def _prune_each(order, items, verdict: Verdict, checker: Checker, edits_of, status: dict, points: list[_Point]):
     kept = list(items)
     texts = verdict.texts
-    for item in sorted(items, key=lambda kv: kv[1].cost, reverse=True):
+    for item in order:
         trial = [x for x in kept if x is not item]
-        if not trial or _needed(item, trial, checker, points):
+        if not trial or _needed(item, _Edited(trial, checker), checker, points):
             continue
         v = checker.check(edits_of(trial), verdict)
         if v.ok:
             kept, texts, verdict = trial, v.texts, v
-            status[item[0]] = ("not-needed", "the other edits fix its culprit too")
-    for key, _ in kept:
-        status[key] = ("chosen", "")
-    return tuple(r for _, r in kept), texts
+    return _pruned(items, kept, texts, status)
 
 
-def _needed(item, others, checker: Checker, points: list[_Point]) -> bool:
+def _prune_together(items, order, verdict: Verdict, checker: Checker, edits_of, points: list[_Point]):
+    """(kept items, their members-only verdict), or None when a trial's failure cannot be put
+    down to one removal."""
+    member_builds = [b for b in verdict.builds if b.member is not None]
+    if not member_builds:
+        return None
+    everything = frozenset(b.label for b in member_builds)
+
+    def reach(item) -> frozenset[str]:
+        """The builds removing the item can change: those reading a manifest it edits (all of
+        them for the workspace root, which every build reads)."""
+        files = {checker.real(e.file) for e in item[1].edits}
+        if checker.root is None or checker.root in files:
+            return everything
+        return frozenset(b.label for b in member_builds if b.manifests & files)
+
+    reaches = {id(it): reach(it) for it in items}
+    # an edit's round comes after every earlier edit (in `order`) that reaches one of its builds:
+    # its own trial then sees their answers, as in the one-at-a-time pass
+    rounds: list[list] = []
+    last: dict[str, int] = {}                # build label -> the latest round of an edit reaching it
+    for it in order:
+        r = 1 + max((last.get(label, -1) for label in reaches[id(it)]), default=-1)
+        for label in reaches[id(it)]:
+            last[label] = r
+        rounds += [[] for _ in range(r + 1 - len(rounds))]
+        rounds[r].append(it)
+    kept = list(items)
+    edited = _Edited(kept, checker)
+    current = verdict
+    for batch in rounds:
+        trying: set[int] = set()
+        for it in batch:
+            if len(kept) - len(trying) < 2:
+                break                        # the last edit left is kept without a check
+            edited.add(it, -1)
+            if not _needed(it, edited, checker, points):
+                trying.add(id(it))
+            edited.add(it, 1)
+        if not trying:
+            continue
+        trial = checker.check(edits_of([x for x in kept if id(x) not in trying]), current, members_only=True)
+        refused: set[int] = set()
+        for build, _why in trial.failures:
+            blamed = {t for t in trying if build.label in reaches[t]}
+            if not blamed:
+                return None                  # a failure no removal explains: complete checks decide
+            refused |= blamed
+        for x in kept:
+            if id(x) in trying and id(x) not in refused:
+                edited.add(x, -1)
+        kept = [x for x in kept if id(x) not in trying or id(x) in refused]
+        if refused:
+            # the refused edits' builds as they were, the others' as the trial found them
+            back = frozenset().union(*(reaches[t] for t in refused))
+            before = {b.label: b for b in current.builds}
+            builds = [before[b.label] if b.label in back else b for b in trial.builds]
+            trial = Verdict(checker.texts_for(edits_of(kept)), [], builds, complete=False)
+        current = trial
+    return kept, current
+
+
+class _Edited:
+    """How many of a set of chosen items edit each file and each `[workspace.dependencies]` entry."""
+
+    def __init__(self, items, checker: Checker):
+        self.checker = checker
+        self.files: dict[Path, int] = {}
+        self.inherited: dict[str, int] = {}
+        for it in items:
+            self.add(it, 1)
+
+    def add(self, item, n: int) -> None:
+        for e in item[1].edits:
+            if e.table == "workspace.dependencies":
+                self.inherited[e.dependency] = self.inherited.get(e.dependency, 0) + n
+            else:
+                f = self.checker.real(e.file)
+                self.files[f] = self.files.get(f, 0) + n
+
+
+def _needed(item, others: _Edited, checker: Checker, points: list[_Point]) -> bool:
+    """`others`: the edits besides the item's."""
     i = item[0][0]
     if i is None:
         return False
-    p = points[i]
-    touched: set[Path] = set()
-    inherited: set[str] = set()            # [workspace.dependencies] entries the others edit
-    for _, rem in others:
-        for e in rem.edits:
-            if e.table == "workspace.dependencies":
-                inherited.add(e.dependency)
-            else:
-                touched.add(Path(e.file).resolve())
-    for build, _ in checker.base_failures():
-        res = build.resolution
-        if build.member is None or (p.local, TARGET_SIDE) not in res.units:
-            continue
-        local = [pid for pid, _side in res.units if pid.path]
-        manifests = {(Path(pid.path) / "Cargo.toml").resolve() for pid in local}
-        inherits = {d.name for pid in local for d in res.packages[pid].deps if d.inherited}
-        if not manifests & touched and not inherits & inherited:
+    for build in checker.base_failing_with(points[i].local):
+        if (not any(others.files.get(f) for f in build.manifests)
+                and not any(others.inherited.get(d) for d in build.inherits)):
             return True
     return False
 

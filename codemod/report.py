@@ -330,6 +330,17 @@ def batch_entries(job, r: Result, written: bool) -> list[dict]:
         culprits_of.setdefault(c["package"], []).append(c)
     for c in doc["host_only"]:
         host_of.setdefault(c["package"], []).append(c)
+    # each entry lists the remedies that edit it or a local package on its culprits' chains (the
+    # root's shared ones included), so a workspace of n members does not print its plan n times;
+    # a remedy that edits none of the reported manifests stays with every entry that has culprits
+    manifest_of = {p.name: Path(d).resolve() / "Cargo.toml" for d, p in r.workspace.packages.items()}
+    root_manifest = r.workspace.root.path.resolve()
+    reported = {Path(m).resolve() for m in job.manifests}
+    remedy_files = [{Path(e.file).resolve() for e in rem.edits} for rem in r.plan.remedies]
+    candidates_of: dict[str | None, list[int]] = {}          # culprit package (None: every member) -> indices
+    for i, c in enumerate(doc.get("candidates", ())):
+        owner, arrow, _ = c["culprit"].partition(" → ")
+        candidates_of.setdefault(owner if arrow else None, []).append(i)
     out = []
     for m in job.manifests:
         m = Path(m).resolve()
@@ -344,9 +355,24 @@ def batch_entries(job, r: Result, written: bool) -> list[dict]:
             status = "fixed" if written else "would-fix"
         else:
             status = "clean"
+        mine = {m}
+        if culprits:
+            mine |= {root_manifest} | {manifest_of[step] for c in culprits for chain in c["chains"] for step in chain
+                                       if step in manifest_of}
+        plan = [rem for rem, files in zip(doc["plan"], remedy_files) if files & mine or (culprits and not files & reported)]
         entry = dict(doc, manifest=display_path(m), culprits=culprits, host_only=host, status=status,
-                     manifest_sha256=sha256(m.read_bytes()),
-                     plan=doc["plan"] if (touched or culprits) else [])
+                     manifest_sha256=sha256(m.read_bytes()), plan=plan)
+        if plan and "files" in doc:
+            edited_here = {e["file"] for rem in plan for e in rem["edits"]}
+            entry["files"] = {f: digest for f, digest in doc["files"].items() if f in edited_here}
+        if "candidates" in doc:
+            # this manifest's own culprits' candidates and the workspace-wide ones, so a workspace of
+            # n members does not print its whole candidate list n times
+            own = [doc["candidates"][i] for i in sorted(candidates_of.get(None, []) + (candidates_of.get(name, []) if name else []))]
+            if own:
+                entry["candidates"] = own
+            else:
+                del entry["candidates"]
         if r.plan.reason and status != "unfixable":
             entry.pop("reason", None)
         if not entry["plan"]:

@@ -88,6 +88,7 @@ class Resolution:
     unit_edges: set[tuple[PkgId, str, int, PkgId, str]]         # parent, side, dep index, child, side
     skipped: list[str]                                          # dependencies the index could not answer, for inactive platforms
     lock_edges: dict[tuple[PkgId, int], PkgId] = field(default_factory=dict)  # pass 1's edges: what Cargo.lock records
+    version_pass: object = field(default=None, repr=False, compare=False)   # the VersionGraph it was built on
 
     def key(self, side: str) -> str:
         return HOST_FK if side == HOST_SIDE and self.opts.decouple_host_deps else NORMAL_FK
@@ -111,7 +112,8 @@ class Resolution:
 
 class _FeatureResolver:
     def __init__(self, opts: FeatureOpts, inp: ResolveInput, members: set[PkgId], choose, packages,
-                 edges, target: Target | None, host: Target | None, parents: dict):
+                 edges, target: Target | None, host: Target | None, parents: dict, shared: bool = False):
+        self.shared = shared            # packages/edges/parents belong to others too: copy before a write
         self.opts = opts
         self.inp = inp
         self.members = members
@@ -158,6 +160,9 @@ class _FeatureResolver:
             if child is None:
                 return None
             cid = child.id
+            if self.shared:
+                self.packages, self.edges, self.parents = dict(self.packages), dict(self.edges), dict(self.parents)
+                self.shared = False
             self.packages.setdefault(cid, child)
             self.edges[(pid, i)] = cid
             self.parents.setdefault(cid, (pid, dep.name))
@@ -298,12 +303,10 @@ def resolve(inp: ResolveInput, index) -> Resolution:
     """Resolve versions and features for ``inp.target``; raises NeedCrates when data is missing."""
     RESOLUTIONS[0] += 1
     target, host = probe_target(inp.target, inp.rustflags), load_target(inp.host)
-    member_ids = set(inp.members)
-    members = {p.id: p for p in inp.locals.values() if p.id in member_ids}
     # pass 1: the dependency resolver's view (cargo generate-lockfile: all features, dev deps)
     versions = _versions_for(inp, index, target, host)
     try:
-        return _resolve_once(inp, index, versions, members, target, host)
+        return _resolve_once(inp, index, versions, target, host)
     except NeedCrates:
         # the feature pass needs crates the version pass did not: once fetched, choose again
         _VERSION_PASSES[:] = [e for e in _VERSION_PASSES if e[4] is not versions]
@@ -333,11 +336,24 @@ def _versions_for(inp: ResolveInput, index, target: Target, host: Target) -> Ver
     return graph
 
 
-def _resolve_once(inp, index, versions: VersionGraph, members, target: Target, host: Target) -> Resolution:
-    packages: dict[PkgId, Package] = {p.id: p for p in inp.locals.values()}
-    packages.update(versions.packages)
-    edges: dict[tuple[PkgId, int], PkgId] = dict(versions.edges)
-    parents: dict = dict(versions.parents)
+def _shared_maps(inp: ResolveInput, versions: VersionGraph) -> tuple:
+    """(members, packages, edges, parents) of a version pass, made once and shared by every build
+    resolved on it (a workspace's builds, each member's on its own): a build's cost then follows
+    what it builds, not the size of the workspace. The feature pass copies them before it adds
+    anything (an edge the version pass did not follow)."""
+    shared = getattr(versions, "shared_maps", None)
+    if shared is None or shared[0] is not inp.members and shared[0] != inp.members:
+        member_ids = set(inp.members)
+        members = {p.id: p for p in inp.locals.values() if p.id in member_ids}
+        packages: dict[PkgId, Package] = {p.id: p for p in inp.locals.values()}
+        packages.update(versions.packages)
+        shared = (inp.members, members, frozenset(members), packages, dict(versions.edges), dict(versions.parents))
+        versions.shared_maps = shared
+    return shared[1:]
+
+
+def _resolve_once(inp, index, versions: VersionGraph, target: Target, host: Target) -> Resolution:
+    members, member_set, packages, edges, parents = _shared_maps(inp, versions)
     skipped: dict[str, None] = dict.fromkeys(versions.skipped)
 
     def choose_all_platforms(pkg: Package, i: int, dep: Dep):
@@ -347,7 +363,8 @@ def _resolve_once(inp, index, versions: VersionGraph, members, target: Target, h
     # pass 2: features for this build
     opts = FeatureOpts.for_resolver(inp.resolver, inp.dev)
 
-    fr2 = _FeatureResolver(opts, inp, set(members), choose_all_platforms, packages, edges, target, host, parents)
+    fr2 = _FeatureResolver(opts, inp, member_set, choose_all_platforms, packages, edges, target, host, parents,
+                           shared=True)
     requested = {}
     for pid in inp.selected:
         pkg = packages[pid]
@@ -369,9 +386,9 @@ def _resolve_once(inp, index, versions: VersionGraph, members, target: Target, h
 
     if versions.missing:
         raise NeedCrates(dict(versions.missing))
-    res = Resolution(inp, opts, packages, edges, fr2.features, fr2.activated_deps, fr2.fdeps,
-                     requested, set(), set(), list(skipped), dict(versions.edges))
-    _units(res, set(members), target, host)
+    res = Resolution(inp, opts, fr2.packages, fr2.edges, fr2.features, fr2.activated_deps, fr2.fdeps,
+                     requested, set(), set(), list(skipped), versions.edges, versions)
+    _units(res, member_set, target, host)
     return res
 
 

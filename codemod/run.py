@@ -14,7 +14,7 @@ from .manifest import Unanalysable
 from .registry.index import IndexSource
 from .resolve import TARGET_SIDE, NeedCrates, ResolveInput, UnknownCrate, forget_version_passes, resolve
 from .targets import host_triple, installed_rust_version, read_rustflags
-from .workspace import Workspace, load_workspace
+from .workspace import LoadCache, Workspace, load_workspace
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,25 @@ def resolve_with_fetch(inp: ResolveInput, index: IndexSource, blocker: str | Non
             index.fetch_many(need.names)
             continue
         learn = getattr(index, "learn_proc_macros", None)
-        if learn is not None and learn(proc_macro_candidates(res, blocker)):
-            forget_version_passes()         # they hold the packages as guessed
-            continue
+        if learn is not None and not _learned(res, index, blocker):
+            if learn(proc_macro_candidates(res, blocker)):
+                forget_version_passes()         # they hold the packages as guessed
+                continue
+            _LEARNED.insert(0, (res.version_pass, index, blocker, len(res.edges), len(res.packages)))
+            del _LEARNED[4:]
         return res
     raise ResolveError("the dependency graph did not close")
+
+
+# The builds of one plan check share a version pass, and so the registry crates and edges the
+# proc-macro question is asked about: once it has been answered for a pass, the other builds on
+# it (unless their feature pass reached an edge or a package it did not choose) skip the question.
+_LEARNED: list[tuple] = []
+
+
+def _learned(res, index, blocker: str | None) -> bool:
+    return any(v is res.version_pass and i is index and b == blocker and e == len(res.edges) and n == len(res.packages)
+               for v, i, b, e, n in _LEARNED)
 
 
 def proc_macro_candidates(res, blocker: str | None) -> list[tuple[str | None, object]]:
@@ -161,7 +175,7 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
 
 
 def builds(ws: Workspace, opts: Options, targets, index, before: list | None = None,
-           changed: frozenset[Path] = frozenset()) -> list:
+           changed: frozenset[Path] = frozenset(), members_only: bool = False) -> list:
     """Every build a plan must fix, resolved: for each target the selected members together
     (`--workspace`) and, when there are several, each on its own (`-p member`). Versions come
     from the whole workspace either way (one Cargo.lock), so only the feature pass differs.
@@ -170,7 +184,8 @@ def builds(ws: Workspace, opts: Options, targets, index, before: list | None = N
     differs from those): a member built alone whose own manifests, path dependencies' manifests
     and workspace root are all unchanged is built as before, and is not resolved again. (Its feature pass reads nothing
     else; versions are chosen per compatible line, newest first, so requirements an edit adds
-    elsewhere pick the versions already chosen.)"""
+    elsewhere pick the versions already chosen.) `members_only`: leave out the build of all the
+    selected members together (a pruning trial; plan.py confirms its answer with a complete check)."""
     from dataclasses import replace
 
     from .plan import Build
@@ -185,15 +200,14 @@ def builds(ws: Workspace, opts: Options, targets, index, before: list | None = N
         if len(base.selected) == 1:
             out.append(Build(f"-p {base.selected[0].name}{suffix}", resolve_with_fetch(base, index, opts.blocker), base.selected[0]))
             continue
-        out.append(Build(f"--workspace{suffix}", resolve_with_fetch(base, index, opts.blocker)))
+        if not members_only:
+            out.append(Build(f"--workspace{suffix}", resolve_with_fetch(base, index, opts.blocker)))
         for pid in base.selected:
             label = f"-p {pid.name}{suffix}"
             old = previous.get(label)
-            if old is not None and root not in changed:
-                manifests = {(Path(p.path) / "Cargo.toml").resolve() for p, _side in old.resolution.units if p.path}
-                if not manifests & changed:
-                    out.append(old)
-                    continue
+            if old is not None and root not in changed and not old.manifests & changed:
+                out.append(old)
+                continue
             one = replace(base, selected=(pid,), features=_member_features(opts.features, ws, pid))
             out.append(Build(label, resolve_with_fetch(one, index, opts.blocker), pid))
     return out
@@ -202,6 +216,8 @@ def builds(ws: Workspace, opts: Options, targets, index, before: list | None = N
 def _member_features(features: tuple[str, ...], ws: Workspace, pid) -> tuple[str, ...]:
     """`--features` as they apply to one member built alone: cargo applies a feature to every
     selected member that has it, so a member alone takes the ones it has."""
+    if not features:
+        return ()
     pkg = next(p for p in ws.packages.values() if p.id == pid)
     keep = []
     for f in features:
@@ -221,7 +237,9 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
     from .gitdeps import GitSources
 
     git = GitSources(offline=opts.offline, cache_dir=opts.cache_dir)
-    ws = load_workspace(path, workspace=opts.workspace, packages=opts.packages, exclude=opts.exclude, git=git)
+    loads = LoadCache()
+    ws = load_workspace(path, workspace=opts.workspace, packages=opts.packages, exclude=opts.exclude, git=git,
+                        cache=loads)
     manifest = _manifest_file(path)
     targets = (opts.target, *[t for t in opts.extra_targets if t != opts.target])
 
@@ -252,19 +270,37 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
         # Candidates may need crates the lock lacks; --locked refuses the lock change afterwards.
         check_opts = replace(opts, locked=False)
 
-        def reload(texts: dict[Path, str], near=None) -> list[Build]:
-            if not texts:
-                return builds(ws, check_opts, targets, index)
-            w = load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts,
-                               exclude=opts.exclude, git=git)
-            ref_texts, ref_builds = near if near is not None else ({}, checker.baseline())
-            changed = frozenset(p.resolve() for p in set(texts) | set(ref_texts)
-                                if texts.get(p, originals.get(p)) != ref_texts.get(p, originals.get(p)))
-            return builds(w, check_opts, targets, index, ref_builds, changed)
+        resolved: list[tuple[frozenset, dict, list]] = []     # (key, texts, complete builds), newest first
+
+        def reload(texts: dict[Path, str], near=None, members_only: bool = False) -> list[Build]:
+            """The builds with `texts` in place of the manifests. The same texts asked again (the
+            other libraries' planning, the lock update) get the builds already made; without
+            `near`, the closest texts resolved before serve as the reference."""
+            texts = {p: t for p, t in texts.items() if originals.get(p) != t}
+            key = frozenset(texts.items())
+            for k, _t, made in resolved:
+                if k == key:
+                    return made
+            if near is None and resolved:
+                _k, ref_texts, ref_builds = min(resolved, key=lambda e: len(e[0] ^ key))
+                near = (ref_texts, ref_builds)
+            if not texts and near is None:
+                made = builds(ws, check_opts, targets, index, members_only=members_only)
+            else:
+                w = load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts,
+                                   exclude=opts.exclude, git=git, cache=loads) if texts else ws
+                ref_texts, ref_builds = near if near is not None else ({}, checker.baseline())
+                changed = frozenset(p.resolve() for p in set(texts) | set(ref_texts)
+                                    if texts.get(p, originals.get(p)) != ref_texts.get(p, originals.get(p)))
+                made = builds(w, check_opts, targets, index, ref_builds, changed, members_only)
+            if not members_only:
+                resolved.insert(0, (key, texts, made))
+                del resolved[4:]
+            return made
 
         originals = {m.path: m.text for m in ws.manifests.values()}
         originals.setdefault(ws.root.path, ws.root.text)
-        checker = Checker(originals, reload, opts.blocker)
+        checker = Checker(originals, reload, opts.blocker, root=ws.root.path.resolve())
         selected = ws.selected_ids()
         if len(selected) == 1:
             # one member: the builds as they stand are the resolutions made above

@@ -10,7 +10,8 @@ from functools import lru_cache, partial
 from pathlib import Path
 
 from .errors import ManifestError
-from .manifest import Manifest, Unanalysable, inherit, load_manifest, manifest_deps, parse_dep
+from .manifest import (Manifest, Unanalysable, inherit, load_manifest, manifest_deps, manifest_file, parse_dep,
+                       parse_manifest, read_text)
 from .model import NORMAL, Package, PkgId, build_feature_map
 from .versions import Patch, Replace
 
@@ -51,6 +52,60 @@ class Workspace:
     @property
     def lock_path(self) -> Path:
         return self.root.dir / "Cargo.lock"
+
+
+class LoadCache:
+    """What the loads of one workspace within a run share (a plan's checks load it again with
+    edited texts each time): each file is read and each text parsed once, `members` globs are
+    expanded once per `[workspace]` table, each manifest's dependency entries parsed once. The
+    files on disk are taken not to change during the run (the writer checks them again)."""
+
+    def __init__(self) -> None:
+        self._files: dict[Path, tuple[Path, Path]] = {}          # as named -> (manifest file, resolved)
+        self._disk: dict[Path, str] = {}
+        self._parsed: dict[tuple[Path, str], Manifest] = {}
+        self._members: dict[tuple[Path, str], list[Path]] = {}
+        self._deps: dict[tuple[Path, str], list] = {}
+        self._inherited: dict[tuple, object] = {}
+
+    def load(self, path: Path, texts: dict[Path, str] | None = None) -> Manifest:
+        named = self._files.get(path)
+        if named is None:
+            f = manifest_file(path)
+            named = self._files[path] = (f, f.resolve())
+        f, real = named
+        text = texts.get(real) if texts else None
+        if text is None:
+            text = self._disk.get(real)
+            if text is None:
+                try:
+                    text = self._disk[real] = read_text(f)
+                except FileNotFoundError:
+                    raise ManifestError(f"{f}: no such file") from None
+                except (OSError, UnicodeDecodeError) as e:
+                    raise ManifestError(f"{f}: cannot read: {e}") from None
+        m = self._parsed.get((real, text))
+        if m is None:
+            m = self._parsed[(real, text)] = parse_manifest(f, real, text)
+        return m
+
+    def member_dirs(self, root: Manifest) -> list[Path]:
+        key = (root.path, root.text)
+        if key not in self._members:
+            self._members[key] = _member_dirs(root)
+        return list(self._members[key])
+
+    def deps(self, m: Manifest) -> list:
+        key = (m.path, m.text)
+        if key not in self._deps:
+            self._deps[key] = manifest_deps(m)
+        return self._deps[key]
+
+    def inherit(self, dep, root: Manifest):
+        key = (dep, root.path, root.text)
+        if key not in self._inherited:
+            self._inherited[key] = inherit(dep, root)
+        return self._inherited[key]
 
 
 def _find_root(m: Manifest, load, members_of=None) -> Manifest:
@@ -167,16 +222,19 @@ def _package_version(m: Manifest, root: Manifest) -> str:
 
 
 def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, ...] = (),
-                   texts: dict[Path, str] | None = None, exclude: tuple[str, ...] = (), git=None) -> Workspace:
+                   texts: dict[Path, str] | None = None, exclude: tuple[str, ...] = (), git=None,
+                   cache: LoadCache | None = None) -> Workspace:
     """The workspace `path` belongs to; `texts` overrides file contents (a plan's edited manifests).
     `git` (gitdeps.GitSources) finds git dependencies' sources; by default only cargo's checkouts
-    are searched, nothing is cloned."""
+    are searched, nothing is cloned. `cache`: shared by loads of the same workspace in one run."""
     from .gitdeps import GitRef, GitSources, GitUnavailable, _canonical, locked_commits
 
-    load = partial(load_manifest, texts=texts)
+    load = partial(cache.load if cache is not None else load_manifest, texts=texts)
+    deps_of = cache.deps if cache is not None else manifest_deps
+    inherit_from = cache.inherit if cache is not None else inherit
     start = load(path)
     root = _find_root(start, load)
-    members = _member_dirs(root)
+    members = cache.member_dirs(root) if cache is not None else _member_dirs(root)
     if start.package is not None and start.dir not in set(members):
         members.append(start.dir)     # a package that is not a member is its own workspace
     manifests: dict[Path, Manifest] = {root.dir: root} if root.package is not None else {}
@@ -201,12 +259,12 @@ def load_workspace(path: Path, *, workspace: bool = False, packages: tuple[str, 
         if m.package is None:
             raise ManifestError(f"{m.path}: no [package] table (a virtual manifest cannot be a dependency)")
         deps = []
-        written = manifest_deps(m)
+        written = deps_of(m)
         # a package outside the workspace (a path or git dependency) inherits from its own workspace
         own_root = root if d in member_set else _find_root(m, load)
         for dep in written:
             if dep.inherited:
-                dep = inherit(dep, own_root)
+                dep = inherit_from(dep, own_root)
             if dep.source == "git" and not (d not in member_set and dep.kind == "dev"):
                 if commits is None:
                     commits = locked_commits(ws.lock_path)
