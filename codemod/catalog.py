@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .resolve import TARGET_SIDE, Resolution
-from .rules import RULES_DIR, RuleError
+from .rules import RULES_DIR, RuleError, parsed_once
 from .semver import SemverError, parse_req, parse_version
 
 LIBRARY_KINDS = ("static-dep",)
@@ -168,10 +168,7 @@ def parse_libraries(text: str, where: str) -> list[Library]:
 
 
 def load_catalog(directory: Path = RULES_DIR) -> list[Library]:
-    libs: list[Library] = []
-    for path in sorted(Path(directory).glob("*.toml")):
-        libs.extend(parse_libraries(path.read_text(encoding="utf-8"), path.name))
-    return libs
+    return parsed_once(parse_libraries, directory)
 
 
 def blocker_names(catalog: list[Library]) -> list[str]:

@@ -111,10 +111,25 @@ def parse_rules(text: str, where: str) -> list[Rule]:
     return out
 
 
+_PARSED: dict[tuple, list] = {}
+
+
+def parsed_once(parse, directory: Path) -> list:
+    """`parse(text, name)` over the rule files, once per run for the same files (each workspace
+    of a monorepo run asks): keyed by the files' names, sizes and modification times."""
+    files = sorted(Path(directory).glob("*.toml"))
+    stamp = tuple((f.name, st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()])
+    key = (parse, str(directory), stamp)
+    if key not in _PARSED:
+        out = []
+        for f in files:
+            out.extend(parse(f.read_text(encoding="utf-8"), f.name))
+        _PARSED[key] = out
+    return list(_PARSED[key])
+
+
 def load_rules(directory: Path = RULES_DIR) -> list[Rule]:
-    rules = []
-    for path in sorted(Path(directory).glob("*.toml")):
-        rules.extend(parse_rules(path.read_text(encoding="utf-8"), str(path.name)))
+    rules = parsed_once(parse_rules, directory)
     if not rules:
         # an installation without its rules would plan without the culprits' knowledge: refuse
         raise RuleError(f"no rules found in {directory}: the installation is incomplete (reinstall cargo-static-fix)")
