@@ -11,6 +11,7 @@ import pytest
 
 from cargo_oracle import assert_cargo_accepts, cargo, tls_by_scope
 from codemod.rules import RuleError, load_rules, parse_rules
+from codemod.semver import parse_version
 from conftest import cargo_available
 from fixture_registry import cargo_home
 
@@ -36,20 +37,42 @@ def test_rule_features_exist_in_every_covered_index_version(rule):
 
 
 @pytest.mark.parametrize("rule", RULES, ids=rule_id)
-def test_rule_removals_exist_somewhere_in_the_range(rule):
-    """A feature a switch removes need not exist in every version (removing an absent one is a
-    no-op: reqwest 0.10 has no `native-tls-alpn`), but it must exist in some recorded one."""
+def test_rule_starts_at_a_recorded_version(rule):
+    """A range starts at a version whose index line was read: `>=X` names a recorded X."""
+    low = rule.versions.split(",")[0].strip()
+    assert low.startswith(">="), f"{rule_id(rule)}: ranges start with `>=` at a checked version"
+    bound = low[2:].strip()
+    want = parse_version(bound + ".0" * (2 - bound.split("-")[0].count(".")))   # `>=0.10` is 0.10.0
+    recorded = [parse_version(line["vers"].split("+")[0]) for line in FIXTURE.get(rule.crate, [])]
+    assert want in recorded, f"{rule_id(rule)}: the lower bound {bound} is not among the recorded versions"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=rule_id)
+def test_rule_removals_exist_in_every_covered_version(rule):
+    """Every feature a switch removes exists (as a feature or the implicit feature of an optional
+    dependency) in every recorded version the range covers, so a rule says nothing untrue at either
+    end. The planner itself only removes the names the dependency entry lists (an entry cannot list a
+    feature its version lacks), but a name a version lacks means the range should be split there."""
     covered = [line for line in FIXTURE.get(rule.crate, []) if rule.covers(rule.crate, line["vers"])]
-    names = set().union(*(set(line["features"]) | set(line.get("implicit", [])) for line in covered))
-    for remedy in rule.remedies:
-        implicit = {"native-tls"} if rule.crate == "lettre" else set()   # recorded as explicit features only
-        unknown = set(remedy.remove_features) - names - implicit
-        assert not unknown, f"no recorded {rule.crate} version in {rule.versions} has {sorted(unknown)}"
+    assert covered, f"no index data for {rule_id(rule)}"
+    for line in covered:
+        names = set(line["features"]) | set(line.get("implicit", []))
+        for remedy in rule.remedies:
+            missing = set(remedy.remove_features) - names
+            assert not missing, f"{rule.crate} {line['vers']} has no feature {sorted(missing)} ({rule_id(rule)} removes it)"
 
 
-def test_reqwest_0_10_has_no_native_tls_alpn():
-    line = next(line for line in FIXTURE["reqwest"] if line["vers"] == "0.10.2")
-    assert "native-tls-alpn" not in line["features"] and "native-tls-vendored" in line["features"]
+def test_reqwest_native_tls_alpn_arrives_in_0_11_4():
+    """0.10.0 to 0.11.3 have no `native-tls-alpn`; the rule covering them does not name it."""
+    lines = {line["vers"]: set(line["features"]) for line in FIXTURE["reqwest"]}
+    for vers in ("0.10.0", "0.10.2", "0.10.8", "0.11.1", "0.11.3"):
+        assert "native-tls-alpn" not in lines[vers] and "native-tls-vendored" in lines[vers]
+    assert "native-tls-alpn" in lines["0.11.4"]
+    before = next(r for r in RULES if r.covers("reqwest", "0.11.3"))
+    after = next(r for r in RULES if r.covers("reqwest", "0.11.4"))
+    assert before is not after and not after.covers("reqwest", "0.11.3")
+    assert not any("native-tls-alpn" in m.remove_features for m in before.remedies)
+    assert any("native-tls-alpn" in m.remove_features for m in after.remedies)
 
 
 def test_versions_outside_a_rule_really_lack_its_features():
@@ -104,7 +127,8 @@ def test_list_rules_json():
 # rule (crate, versions) -> (dependency line in a fixture manifest, strategy per remedy kind)
 SNAPSHOT_CASES = {
     ("reqwest", ">=0.9.23, <0.10"): 'reqwest = "=0.9.24"',
-    ("reqwest", ">=0.10, <0.12"): 'reqwest = { version = "0.11.18", features = ["json"] }',
+    ("reqwest", ">=0.10, <0.11.4"): 'reqwest = { version = "=0.11.3", features = ["json"] }',
+    ("reqwest", ">=0.11.4, <0.12"): 'reqwest = { version = "0.11.18", features = ["json"] }',
     ("reqwest", ">=0.12, <0.13"): 'reqwest = { version = "0.12.4", features = ["json"] }',
     ("native-tls", ">=0.2.1, <0.3"): 'native-tls = "0.2"',
     ("tokio-native-tls", ">=0.3.1, <0.4"): 'tokio-native-tls = "0.3.1"',
