@@ -13,12 +13,11 @@ Pure: the checks read a Resolution and nothing else.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .resolve import TARGET_SIDE, Resolution
-from .rules import RULES_DIR, RuleError, parsed_once
+from .rules import RULES_DIR, RuleError, parsed_once, toml_data
 from .semver import SemverError, parse_req, parse_version
 
 LIBRARY_KINDS = ("static-dep",)
@@ -103,10 +102,10 @@ def _text(value, where: str, key: str) -> str:
 
 
 def parse_libraries(text: str, where: str) -> list[Library]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise RuleError(f"{where}: invalid TOML: {e}") from None
+    return libraries_from(toml_data(text, where), where)
+
+
+def libraries_from(data: dict, where: str) -> list[Library]:
     out = []
     for i, e in enumerate(data.get("libraries", [])):
         here = f"{where}: libraries[{i}]"
@@ -168,7 +167,7 @@ def parse_libraries(text: str, where: str) -> list[Library]:
 
 
 def load_catalog(directory: Path = RULES_DIR) -> list[Library]:
-    return parsed_once(parse_libraries, directory)
+    return parsed_once(libraries_from, directory)
 
 
 def blocker_names(catalog: list[Library]) -> list[str]:

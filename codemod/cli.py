@@ -130,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         _check_args(parser, args)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else EXIT_ERROR
+    from . import rules
+
+    rules.CACHE_DIR[:] = [args.cache_dir] if getattr(args, "cache_dir", None) else []
     try:
         if args.list_rules:
             return _list_rules(args)
@@ -394,9 +397,15 @@ def _early_fetch(index, path: Path, targets: list[str], cold: bool = False):
 
     t = threading.Thread(target=work, daemon=True)
     t.start()
-    # The main thread's imports would compete for the interpreter with the first requests: let
-    # them go out first (the rest of the tool loads while the network answers).
-    sent.wait(0.5)
+    # The main thread's imports would compete for the interpreter with the HTTP client's import
+    # and the first requests: let those go out first (the rest of the tool loads while the
+    # network answers).
+    if sent.wait(0.5) and cold:
+        from .registry.http import REQUEST_SENT
+
+        deadline = time.perf_counter() + 0.5
+        while t.is_alive() and not REQUEST_SENT.wait(0.01) and time.perf_counter() < deadline:
+            pass
     return t
 
 

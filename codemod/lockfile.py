@@ -83,10 +83,20 @@ def _lookup(entry: str, by_name: dict[str, list[LockedId]]) -> LockedId | None:
     return candidates[0] if candidates else None
 
 
+_PARSED: list[tuple[str, str, Lock]] = []
+
+
 def load_lock(path: Path) -> Lock:
-    """The lock at `path`, or an empty one when there is none."""
+    """The lock at `path`, or an empty one when there is none. The same text read again (every
+    build of a plan check reads it) gives the same object: nothing modifies a Lock."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return Lock()
-    return parse_lock(text, str(path))
+    for where, seen, lock in _PARSED:
+        if where == str(path) and seen == text:
+            return lock
+    lock = parse_lock(text, str(path))
+    _PARSED.insert(0, (str(path), text, lock))
+    del _PARSED[4:]
+    return lock

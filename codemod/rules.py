@@ -67,11 +67,18 @@ def _strings(value, where: str, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_rules(text: str, where: str) -> list[Rule]:
+def toml_data(text: str, where: str) -> dict:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise RuleError(f"{where}: invalid TOML: {e}") from None
+
+
+def parse_rules(text: str, where: str) -> list[Rule]:
+    return rules_from(toml_data(text, where), where)
+
+
+def rules_from(data: dict, where: str) -> list[Rule]:
     unknown = set(data) - {"rules", "libraries"}     # `libraries`: the catalog (catalog.py)
     if unknown:
         raise RuleError(f"{where}: unknown top-level key `{sorted(unknown)[0]}`")
@@ -111,25 +118,64 @@ def parse_rules(text: str, where: str) -> list[Rule]:
     return out
 
 
+CACHE_DIR: list[Path] = []        # --cache-dir, when given (else the default cache directory)
 _PARSED: dict[tuple, list] = {}
 
 
 def parsed_once(parse, directory: Path) -> list:
-    """`parse(text, name)` over the rule files, once per run for the same files (each workspace
-    of a monorepo run asks): keyed by the files' names, sizes and modification times."""
-    files = sorted(Path(directory).glob("*.toml"))
-    stamp = tuple((f.name, st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()])
+    """`parse(data, name)` over the rule files' TOML data, once per run for the same files (each
+    workspace of a monorepo run asks)."""
+    import hashlib
+
+    files = [(f.name, f.read_bytes()) for f in sorted(Path(directory).glob("*.toml"))]
+    stamp = hashlib.sha256(repr([(name, hashlib.sha256(body).hexdigest()) for name, body in files]).encode()).hexdigest()
     key = (parse, str(directory), stamp)
     if key not in _PARSED:
         out = []
-        for f in files:
-            out.extend(parse(f.read_text(encoding="utf-8"), f.name))
+        for name, data in _documents(files, stamp):
+            out.extend(parse(data, name))
         _PARSED[key] = out
     return list(_PARSED[key])
 
 
+def _documents(files: list[tuple[str, bytes]], stamp: str) -> list[tuple[str, dict]]:
+    """(name, TOML data) of each rule file. tomllib takes about a millisecond a file and every run
+    reads them all, so the data is also kept as JSON in the cache directory (read in a tenth of
+    that) under the files' digest; a cache that cannot be written or read only costs the speed."""
+    import json
+    import os
+    import threading
+
+    cache = None
+    try:
+        from .registry.cache import default_cache_dir
+
+        cache = Path(CACHE_DIR[0] if CACHE_DIR else default_cache_dir()) / f"rules-{stamp[:32]}.json"
+        stored = json.loads(cache.read_text(encoding="utf-8"))
+        if stored.get("stamp") == stamp:
+            return [(name, data) for name, data in stored["documents"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    docs = []
+    for name, body in files:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RuleError(f"{name}: not UTF-8: {e}") from None
+        docs.append((name, toml_data(text, name)))
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps({"stamp": stamp, "documents": docs}), encoding="utf-8")
+            os.replace(tmp, cache)
+        except (OSError, TypeError, ValueError):
+            pass
+    return docs
+
+
 def load_rules(directory: Path = RULES_DIR) -> list[Rule]:
-    rules = parsed_once(parse_rules, directory)
+    rules = parsed_once(rules_from, directory)
     if not rules:
         # an installation without its rules would plan without the culprits' knowledge: refuse
         raise RuleError(f"no rules found in {directory}: the installation is incomplete (reinstall cargo-static-fix)")

@@ -360,3 +360,86 @@ def test_partial_fixes_the_others(reg, tmp_path):
         _, home = reg
         assert unvendored(proj, home, MUSL, ["-p", "a"]) == []
         assert unvendored(proj, home, MUSL, ["-p", "b"]) != []      # reported as left, and it is
+
+
+# -- 6. large workspaces: pruning in rounds ----------------------------------------------------------
+
+ROUND_DEPS = [
+    'reqwest = "0.11"', 'reqwest = { version = "0.11", default-features = false, features = ["rustls-tls"] }',
+    'reqwest = { version = "0.12", features = ["json"] }', 'git2 = "0.17"', 'curl = "0.4.46"',
+    'tungstenite = { version = "0.21", features = ["native-tls"] }', 'serde_json = "1"',
+    'redis = { version = "0.25.3", features = ["tokio-native-tls-comp"] }', 'openssl = "0.10"',
+]
+
+
+def grouped_workspace(root: Path, n: int, seed: int, group: int = 4) -> Path:
+    """n members in groups that depend on their group's first member by path, each with 0-2
+    culprits or clean crates, some inherited from [workspace.dependencies]: edits whose builds
+    overlap (same group) and edits whose builds do not (other groups)."""
+    import random
+
+    rng = random.Random(seed)
+    files = {"Cargo.toml": '[workspace]\nmembers = ["crates/*"]\nresolver = "2"\n\n'
+                           '[workspace.dependencies]\nreqwest = { version = "0.11", features = ["json"] }\n'}
+    for i in range(n):
+        deps = list({d.split(" ")[0]: d for d in rng.sample(ROUND_DEPS, rng.randint(0, 2))}.values())
+        if i % group:
+            deps.append(f'm{i - i % group} = {{ path = "../m{i - i % group}" }}')
+        if rng.random() < 0.2:
+            deps = ["reqwest = { workspace = true }"] + [d for d in deps if not d.startswith("reqwest")]
+        files[f"crates/m{i}/Cargo.toml"] = pkg(f"m{i}", "\n".join(deps))
+    return write_project(root, files)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pruning_in_rounds_gives_the_one_at_a_time_answer(reg, tmp_path, monkeypatch, seed):
+    """Edits whose removal reaches no build in common are tried together: the plan, the texts
+    and every candidate's status are those of removing one edit per check, in fewer checks."""
+    from codemod import plan
+
+    proj = grouped_workspace(tmp_path, 12, seed)
+    together = plan_for(reg, proj, workspace=True).plan
+    monkeypatch.setattr(plan, "_prune_together", lambda *a, **k: None)
+    each = plan_for(reg, proj, workspace=True).plan
+    assert together.status == each.status
+    assert together.texts == each.texts
+    assert [c.as_json() for c in together.candidates] == [c.as_json() for c in each.candidates]
+    assert together.evaluations <= each.evaluations
+
+
+def test_pruning_checks_do_not_grow_with_members(reg, tmp_path):
+    """The pruning pass takes as many checks for 160 members as for 40 (the number of rounds
+    follows how many edits reach one build, not the number of edits); one edit per check took
+    one check per edit."""
+    checks, edits = {}, {}
+    for n in (40, 160):
+        proj = grouped_workspace(tmp_path / str(n), n, seed=3)
+        result = plan_for(reg, proj, workspace=True).plan
+        assert result.status == "fixable"
+        checks[n], edits[n] = result.evaluations, len(result.remedies)
+    assert edits[160] > 3 * edits[40]
+    assert checks[160] <= checks[40] + 2, checks
+
+
+def test_a_failed_complete_check_falls_back_to_one_edit_at_a_time(reg, tmp_path, monkeypatch):
+    """A pruning that holds for every member on its own but not for the workspace build is
+    redone with complete checks."""
+    from codemod import plan
+
+    proj = grouped_workspace(tmp_path, 8, seed=1)
+    expected = plan_for(reg, proj, workspace=True).plan
+    calls = []
+    real = plan._prune_each
+
+    def each(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    def wrong(items, order, verdict, checker, edits_of, points):
+        return items[:1], verdict                  # a members-only answer the complete check refuses
+
+    monkeypatch.setattr(plan, "_prune_each", each)
+    monkeypatch.setattr(plan, "_prune_together", wrong)
+    again = plan_for(reg, proj, workspace=True).plan
+    assert calls, "the one-at-a-time pass did not run"
+    assert again.texts == expected.texts

@@ -232,3 +232,61 @@ def test_notes_only_rules_reach_the_user(crate, universe, tmp_path):
     assert doc["status"] == "would-fix"
     notes = [n for rem in doc["plan"] for n in rem["notes"]]
     assert any("tokio-postgres-rustls" in n for n in notes), notes
+
+
+# -- the parsed rules are kept between runs --------------------------------------------------------
+
+
+def _copy_rules(tmp_path):
+    import shutil
+
+    from codemod.rules import RULES_DIR
+
+    d = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, d)
+    return d
+
+
+def _fresh_run(monkeypatch, tmp_path):
+    from codemod import rules
+
+    monkeypatch.setattr(rules, "_PARSED", {})
+    monkeypatch.setattr(rules, "CACHE_DIR", [tmp_path / "cache"])
+
+
+def test_rule_data_is_read_from_the_cache_while_the_files_are_unchanged(tmp_path, monkeypatch):
+    from codemod import rules
+    from codemod.catalog import load_catalog
+
+    d = _copy_rules(tmp_path)
+    _fresh_run(monkeypatch, tmp_path)
+    first = rules.load_rules(d)
+    assert list((tmp_path / "cache").glob("rules-*.json"))
+    parsed = []
+    real = rules.toml_data
+    monkeypatch.setattr(rules, "toml_data", lambda text, where: parsed.append(where) or real(text, where))
+    monkeypatch.setattr(rules, "_PARSED", {})                  # the next run
+    assert rules.load_rules(d) == first
+    assert load_catalog(d) and parsed == []                    # both from the stored data
+    # an edited rule file is read again, and its edit is seen
+    f = d / "reqwest.toml"
+    f.write_text(f.read_text().replace('versions = ">=0.12, <0.13"', 'versions = ">=0.12.1, <0.13"'))
+    monkeypatch.setattr(rules, "_PARSED", {})
+    again = rules.load_rules(d)
+    assert parsed and any(r.crate == "reqwest" and r.versions == ">=0.12.1, <0.13" for r in again)
+
+
+def test_a_damaged_rule_cache_is_ignored(tmp_path, monkeypatch):
+    from codemod import rules
+
+    d = _copy_rules(tmp_path)
+    _fresh_run(monkeypatch, tmp_path)
+    first = rules.load_rules(d)
+    for f in (tmp_path / "cache").glob("rules-*.json"):
+        f.write_text('{"key": ')
+    monkeypatch.setattr(rules, "_PARSED", {})
+    assert rules.load_rules(d) == first
+    # and an unwritable cache directory costs only the speed
+    monkeypatch.setattr(rules, "CACHE_DIR", [tmp_path / "cache" / "rules-x.json" / "not-a-dir"])
+    monkeypatch.setattr(rules, "_PARSED", {})
+    assert rules.load_rules(d) == first

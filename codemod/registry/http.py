@@ -174,6 +174,12 @@ _classes: dict[str, object] = {}
 _classes_lock = threading.Lock()
 
 
+# Set once a request of this run is on the wire (or failed to go out): a cold run holds its
+# other start-up work until then, so the HTTP client's import and the first requests get the
+# interpreter to themselves (cli._early_fetch).
+REQUEST_SENT = threading.Event()
+
+
 def _net():
     """requests and the few classes built on it, imported once, on the first network request."""
     if _classes:
@@ -200,7 +206,10 @@ def _net():
                     call = getattr(_current, "call", None)
                     if call is not None:
                         call.claim(self)
-                    return super().request(*a, **k)
+                    try:
+                        return super().request(*a, **k)
+                    finally:
+                        REQUEST_SENT.set()
             return Conn
 
         class Pool(HTTPConnectionPool):
