@@ -77,6 +77,7 @@ def test_predicate_features_exist(lib):
     ("bzip2-sys", "0.1.10+1.0.8", "static"),  # static arrives in 0.1.11
     ("lzma-sys", "0.1.15", "static"),        # static arrives in 0.1.16
     ("libsqlite3-sys", "0.22.2", "bundled-sqlcipher"),   # bundled-sqlcipher arrives in 0.23.0
+    ("libgit2-sys", "0.12.22+1.1.0", "vendored"),         # vendored arrives in 0.12.23
 ])
 def test_versions_below_a_range_really_lack_its_switch(crate, version, feature):
     line = next(line for line in FIXTURE[crate] if line["vers"] == version)
@@ -115,6 +116,38 @@ def test_rusqlite_bundled_reaches_libsqlite3_sys_bundled():
         assert "libsqlite3-sys/bundled" in line["feature_values"]["bundled"]
 
 
+def test_git2_vendored_libgit2_reaches_libgit2_sys_vendored():
+    """git2's `vendored-libgit2` forwards `libgit2-sys/vendored` in every recorded line the rule covers,
+    and the libgit2-sys it requires is one the catalog entry covers (so `vendored` exists there)."""
+    from codemod.semver import parse_req
+
+    rules = [r for r in load_rules() if r.crate == "git2" and any(m.kind == "static-feature" for m in r.remedies)]
+    assert len(rules) == 1
+    rule = rules[0]
+    remedy = next(m for m in rule.remedies if m.kind == "static-feature")
+    assert remedy.blocker == "libgit2-sys" and remedy.add_features == ("vendored-libgit2",)
+    covered = [line for line in FIXTURE["git2"] if rule.covers("git2", line["vers"])]
+    assert {covered[0]["vers"], covered[-1]["vers"]} == {"0.13.22", "0.20.3"}
+    entry = next(lib for lib in CATALOG if lib.crate == "libgit2-sys")
+    sys_lines = {line["vers"].split("+")[0]: line for line in FIXTURE["libgit2-sys"]}
+    for line in covered:
+        assert line["feature_values"]["vendored-libgit2"] == ["libgit2-sys/vendored"], line["vers"]
+        req = next(d["req"] for d in line["deps"] if d["name"] == "libgit2-sys")
+        low = req.lstrip("^")
+        assert parse_req(req).matches(parse_version(low)) and entry.covers(low), (line["vers"], req)
+        assert "vendored" in sys_lines[low]["features"], (line["vers"], low)
+    below = next(line for line in FIXTURE["git2"] if line["vers"] == "0.13.21")
+    assert "vendored-libgit2" not in below["features"] and not rule.covers("git2", "0.13.21")
+
+
+def test_libssh2_sys_has_no_catalog_entry():
+    """libssh2-sys compiles its bundled libssh2 unless the LIBSSH2_SYS_USE_PKG_CONFIG variable is set:
+    no feature selects the system library, so no clause could say when it is linked (rules/ssh2.toml)."""
+    assert not any(lib.crate == "libssh2-sys" for lib in CATALOG)
+    for line in FIXTURE["libssh2-sys"]:
+        assert set(line["features"]) <= {"openssl-on-win32", "vendored-openssl", "zlib-ng-compat"}, line["vers"]
+
+
 @pytest.mark.parametrize("crate,version,features,system", [
     ("libsqlite3-sys", "0.30.1", {"default", "min_sqlite_version_3_14_0"}, ["SQLite (libsqlite3)"]),
     ("libsqlite3-sys", "0.30.1", {"bundled", "cc", "bundled_bindings"}, []),
@@ -131,13 +164,18 @@ def test_rusqlite_bundled_reaches_libsqlite3_sys_bundled():
     ("lzma-sys", "0.1.20", {"static"}, []),
     ("openssl-sys", "0.9.102", set(), ["OpenSSL (libssl, libcrypto)"]),
     ("openssl-sys", "0.9.102", {"vendored"}, []),
+    ("libgit2-sys", "0.18.3+1.9.2", {"https", "ssh"}, ["libgit2"]),
+    ("libgit2-sys", "0.18.3+1.9.2", {"https", "ssh", "vendored"}, []),
+    ("libgit2-sys", "0.18.3+1.9.2", {"zlib-ng-compat"}, []),
+    ("libgit2-sys", "0.12.23+1.2.0", set(), ["libgit2"]),
 ])
 def test_links_system(crate, version, features, system):
     lib = next(lib for lib in CATALOG if lib.crate == crate and lib.covers(version))
     assert [c.library or lib.library for c in lib.links_system(features)] == system
 
 
-@pytest.mark.parametrize("crate,version", [("libz-sys", "1.1.16"), ("bzip2-sys", "0.1.11+1.0.8"), ("lzma-sys", "0.1.20")])
+@pytest.mark.parametrize("crate,version", [("libz-sys", "1.1.16"), ("bzip2-sys", "0.1.11+1.0.8"), ("lzma-sys", "0.1.20"),
+                                           ("libgit2-sys", "0.18.3+1.9.2")])
 def test_pkg_config_probes_do_not_run_when_cross_compiling(crate, version):
     """musl from a glibc host: the pkg-config crate refuses, the build script compiles its own."""
     lib = next(lib for lib in CATALOG if lib.crate == crate and lib.covers(version))
@@ -217,6 +255,10 @@ def test_stripped_sources_and_features_are_named(tmp_path):
     assert stripped(lib, "0.1.20", {"static"}, tmp_path) == ""
     (tmp_path / "xz-5.2").rmdir()
     assert "has no xz-5.2/" in stripped(lib, "0.1.20", {"static"}, tmp_path)
+    # Debian's libgit2-sys 0.14.1 drops `vendored` (disable-vendor.patch): features as its Cargo.toml lists them
+    git = next(lib for lib in CATALOG if lib.crate == "libgit2-sys" and lib.covers("0.14.1+1.5.0"))
+    assert git.bundled_source == "libgit2"
+    assert "no `vendored` feature" in stripped(git, "0.14.1+1.5.0", {"https", "ssh", "ssh_key_from_memory"}, None)
 
 
 def test_diesel_releases_read_pin_pq_sys_below_0_5():

@@ -103,6 +103,27 @@ def crates() -> list[C]:
            D("pkg-config", "^0.3.17", optional=True, kind="build")],
           {"default": ["pkg-config"], "gssapi-vendored": ["krb5-src", "vendored"], "openssl-vendored": ["openssl-sys/vendored"],
            "plain": ["vendored"], "scram": ["openssl-sys", "vendored"], "vendored": []}, links="sasl2"),
+        # libgit2: libgit2-sys 0.18.3 and git2 0.20.3 as in their index lines (`vendored-libgit2` forwards
+        # `libgit2-sys/vendored`), libssh2-sys 0.3.0 behind `ssh`
+        C("openssl-probe", "0.1.5"),
+        C("libssh2-sys", "0.3.0",
+          [D("libc", "^0.2"), D("libz-sys", "^1.1.0", ["libc"], default_features=False), D("cc", "^1.0.25", kind="build"),
+           D("pkg-config", "^0.3.11", kind="build"), D("openssl-sys", "^0.9.35", target="cfg(unix)")],
+          {"vendored-openssl": ["openssl-sys/vendored"], "zlib-ng-compat": ["libz-sys/zlib-ng"]}, links="ssh2"),
+        C("libgit2-sys", "0.18.3+1.9.2",
+          [D("cc", "^1.0.43", kind="build"), D("libc", "^0.2"),
+           D("libssh2-sys", "^0.3.0", optional=True), D("libz-sys", "^1.1.0", ["libc"], default_features=False),
+           D("openssl-sys", "^0.9.45", optional=True, target="cfg(unix)"), D("pkg-config", "^0.3.15", kind="build")],
+          {"https": ["openssl-sys"], "ssh": ["libssh2-sys"], "vendored": [], "vendored-openssl": ["openssl-sys/vendored"],
+           "zlib-ng-compat": ["libz-sys/zlib-ng", "libssh2-sys?/zlib-ng-compat"]}, links="git2"),
+        C("git2", "0.20.3",
+          [D("libc", "^0.2"), D("libgit2-sys", "^0.18.3"),
+           D("openssl-probe", "^0.1", optional=True, target='cfg(all(unix, not(target_os = "macos")))'),
+           D("openssl-sys", "^0.9.45", optional=True, target='cfg(all(unix, not(target_os = "macos")))')],
+          {"default": ["ssh", "https"], "https": ["libgit2-sys/https", "openssl-sys", "openssl-probe"],
+           "ssh": ["libgit2-sys/ssh"], "unstable": [], "vendored-libgit2": ["libgit2-sys/vendored"],
+           "vendored-openssl": ["openssl-sys/vendored", "libgit2-sys/vendored-openssl"],
+           "zlib-ng-compat": ["libgit2-sys/zlib-ng-compat"]}),
         # zstd: `pkg-config` forwarded from zstd through zstd-safe
         C("zstd-sys", "2.0.10+zstd.1.5.6", [D("cc", "^1.0.45", kind="build"), D("pkg-config", "^0.3", kind="build")],
           {"default": ["legacy", "zdict_builder"], "legacy": [], "zdict_builder": [], "pkg-config": [], "std": []},
@@ -162,6 +183,8 @@ CASES = [
     ('mysqlclient-sys = "0.3"', MUSL, "mysqlclient-sys", ["MySQL client (libmysqlclient)"], ["app", "mysqlclient-sys"],
      "static-feature", ("mysqlclient-sys", ["bundled"])),
     ('libusb1-sys = "0.7"', GNU, "libusb1-sys", ["libusb"], ["app", "libusb1-sys"], "static-feature", ("libusb1-sys", ["vendored"])),
+    ('git2 = { version = "0.20", default-features = false }', GNU, "libgit2-sys", ["libgit2"], ["app", "git2", "libgit2-sys"],
+     "static-feature", ("git2", ["vendored-libgit2"])),
 ]
 
 
@@ -323,7 +346,7 @@ def test_chains_agree_with_cargo_tree_and_plans_hold(deps, target, crate, libs, 
     assert after.returncode == 0, after.stderr
     want = static or {"libsqlite3-sys": {"bundled"}, "bzip2-sys": {"static"}, "lzma-sys": {"static"},
                       "pq-sys": {"bundled"}, "sasl2-sys": {"vendored"}, "curl-sys": {"static-curl"},
-                      "mysqlclient-sys": {"bundled"}, "libusb1-sys": {"vendored"}}[crate]
+                      "mysqlclient-sys": {"bundled"}, "libusb1-sys": {"vendored"}, "libgit2-sys": {"vendored"}}[crate]
     assert any(f'{crate} feature "{f}"' in after.stdout for f in want), after.stdout
     assert b["plan"]
     if crate in ("pq-sys", "mysqlclient-sys"):        # their bundled builds bring openssl-sys: vendored
@@ -346,6 +369,7 @@ ENTRY_CASES = {
     ("mysqlclient-sys", ">=0.3.0, <0.4"): ('mysqlclient-sys = "0.3"', MUSL),
     ("libusb1-sys", ">=0.4.1, <0.8"): ('libusb1-sys = "0.7"', GNU),
     ("curl-sys", ">=0.4.81, <0.5"): ('curl = { version = "0.4.46", default-features = false }', GNU),
+    ("libgit2-sys", ">=0.12.23, <0.19"): ('git2 = { version = "0.20", default-features = false }', GNU),
 }
 
 

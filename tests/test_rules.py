@@ -84,6 +84,17 @@ def test_versions_outside_a_rule_really_lack_its_features():
         assert not any(r.covers(crate, version) for r in RULES)
 
 
+def test_sqlx_core_rustls_features_change_where_the_rules_split():
+    """0.8.0 still has rustls 0.21's `_tls-rustls` only; 0.8.1 adds `_tls-rustls-ring`; 0.8.3 replaces it
+    with `_tls-rustls-ring-webpki`: each rule's switch is absent on the other side of its bounds."""
+    by_version = {line["vers"]: set(line["features"]) for line in FIXTURE["sqlx-core"]}
+    assert "_tls-rustls-ring" not in by_version["0.8.0"] and "_tls-rustls-ring" in by_version["0.8.1"]
+    assert "_tls-rustls-ring" not in by_version["0.8.3"] and "_tls-rustls-ring-webpki" not in by_version["0.8.2"]
+    adds = {r.versions: r.remedies[0].add_features for r in RULES if r.crate == "sqlx-core"}
+    assert adds == {">=0.7.0, <0.8.1": ("_tls-rustls",), ">=0.8.1, <0.8.3": ("_tls-rustls-ring",),
+                    ">=0.8.3, <0.9": ("_tls-rustls-ring-webpki",)}
+
+
 def test_every_required_family_has_a_rule_file():
     assert {p.stem for p in (ROOT / "rules").glob("*.toml")} >= {
         "reqwest", "native-tls", "openssl", "git2", "ssh2", "curl", "sqlx", "tungstenite", "attohttpc", "redis",
@@ -165,6 +176,10 @@ SNAPSHOT_CASES = {
     ("mongodb", ">=3.9.0, <4"): 'mongodb = { version = "3.9", features = ["openssl-tls"] }',
     ("ureq", ">=2.11.0, <3"): 'ureq = { version = "2.12", features = ["native-tls"] }',
     ("sqlx", ">=0.5.13, <0.7"): 'sqlx = { version = "0.6.3", features = ["runtime-actix-native-tls", "postgres"] }',
+    ("sqlx-core", ">=0.8.3, <0.9"): 'sqlx-core = { version = "0.8.6", features = ["_tls-native-tls", "_rt-tokio"] }',
+    ("sqlx-core", ">=0.8.1, <0.8.3"): 'sqlx-core = { version = "=0.8.2", features = ["_tls-native-tls", "_rt-tokio"] }',
+    ("sqlx-core", ">=0.7.0, <0.8.1"): 'sqlx-core = { version = "0.7.4", features = ["_tls-native-tls", "_rt-tokio"] }',
+    ("sqlx-rt", ">=0.5.2, <0.7"): 'sqlx-rt = { version = "0.6.3", features = ["runtime-tokio-native-tls"] }',
 }
 STRATEGY = {"vendored-feature": "vendored", "rustls": "rustls"}
 # rules whose remedies build another catalog library (static-feature) are checked in test_catalog.py
