@@ -374,6 +374,10 @@ def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals,
     if reload is None:
         return tuple(other_blockers(resolutions, crates, catalog, source_dir=source_dir)), the_plan
     texts = dict(the_plan.texts) if the_plan is not None and the_plan.status in ("fixable", "partial") else {}
+    # the libraries of one pass are planned on the same texts; their edits are then applied together
+    # to the texts the pass started from (two plans editing one manifest must not replace each other)
+    composer = Checker({**originals, **texts}, reload, opts.blocker)
+    edits: list = []
 
     def make_checker(crate, fixed):
         base = {**originals, **texts}
@@ -385,7 +389,8 @@ def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals,
                                source_dir=source_dir)
         for rep in found:
             if rep.plan is not None and rep.plan.status == "fixable":
-                texts.update(rep.plan.texts)
+                edits.extend(e for e in rep.plan.edits if e not in edits)
+        texts.update(composer.texts_for(edits))
         return found
 
     reports = {r.crate: r for r in run_pass(crates)}

@@ -402,5 +402,7 @@ def test_catalog_entry_snapshot(key, registry, tmp_path, snapshot):
     assert again["status"] == "clean", again
     if fixed is not None:
         assert fixed["static"], fixed
+    plan = doc["plan"] if report is None else report["plan"]
+    assert len({json.dumps(r, sort_keys=True) for r in plan}) == len(plan), "a remedy listed twice"
     assert {"before": before, "diff": diff.stdout.replace(str(tmp_path), "<tmp>"), "after": after,
-            "plan": doc["plan"] if report is None else report["plan"]} == snapshot
+            "plan": plan} == snapshot
