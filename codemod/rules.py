@@ -127,15 +127,19 @@ def parsed_once(parse, directory: Path) -> list:
     workspace of a monorepo run asks)."""
     import hashlib
 
-    files = [(f.name, f.read_bytes()) for f in sorted(Path(directory).glob("*.toml"))]
-    stamp = hashlib.sha256(repr([(name, hashlib.sha256(body).hexdigest()) for name, body in files]).encode()).hexdigest()
-    key = (parse, str(directory), stamp)
-    if key not in _PARSED:
-        out = []
-        for name, data in _documents(files, stamp):
-            out.extend(parse(data, name))
-        _PARSED[key] = out
-    return list(_PARSED[key])
+    paths = sorted(Path(directory).glob("*.toml"))
+    seen = (parse, str(directory), tuple((f.name, st.st_size, st.st_mtime_ns) for f in paths for st in [f.stat()]))
+    if seen not in _PARSED:              # read and digested once per run while the files stay as they are
+        files = [(f.name, f.read_bytes()) for f in paths]
+        stamp = hashlib.sha256(repr([(name, hashlib.sha256(body).hexdigest()) for name, body in files]).encode()).hexdigest()
+        key = (parse, str(directory), stamp)
+        if key not in _PARSED:
+            out = []
+            for name, data in _documents(files, stamp):
+                out.extend(parse(data, name))
+            _PARSED[key] = out
+        _PARSED[seen] = _PARSED[key]
+    return list(_PARSED[seen])
 
 
 def _documents(files: list[tuple[str, bytes]], stamp: str) -> list[tuple[str, dict]]:

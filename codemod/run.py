@@ -149,7 +149,8 @@ def assumed_proc_macros(res, index, blocker: str | None) -> tuple[tuple[str, str
     return tuple(out)
 
 
-def build_input(ws: Workspace, opts: Options) -> ResolveInput:
+def build_input(ws: Workspace, opts: Options, rustflags=None) -> ResolveInput:
+    """`rustflags`: read_rustflags(ws.root.dir) when the caller has it (one analysis reads it once)."""
     if opts.locked and not ws.lock_path.is_file():
         raise ResolveError(f"{ws.lock_path}: --locked needs a Cargo.lock, and there is none")
     return ResolveInput(
@@ -170,12 +171,12 @@ def build_input(ws: Workspace, opts: Options) -> ResolveInput:
         current=ws.packages[ws.current].id if ws.current in ws.packages else None,
         virtual=ws.root.package is None,
         host=host_triple(),
-        rustflags=read_rustflags(ws.root.dir),
+        rustflags=read_rustflags(ws.root.dir) if rustflags is None else rustflags,
     )
 
 
 def builds(ws: Workspace, opts: Options, targets, index, before: list | None = None,
-           changed: frozenset[Path] = frozenset(), members_only: bool = False) -> list:
+           changed: frozenset[Path] = frozenset(), members_only: bool = False, rustflags=None) -> list:
     """Every build a plan must fix, resolved: for each target the selected members together
     (`--workspace`) and, when there are several, each on its own (`-p member`). Versions come
     from the whole workspace either way (one Cargo.lock), so only the feature pass differs.
@@ -190,7 +191,7 @@ def builds(ws: Workspace, opts: Options, targets, index, before: list | None = N
 
     from .plan import Build
 
-    inp = build_input(ws, opts)
+    inp = build_input(ws, opts, rustflags)
     previous = {b.label: b for b in before or ()}
     root = ws.root.path.resolve()
     out = []
@@ -231,7 +232,8 @@ def _manifest_file(path: Path) -> Path:
     return path if path.suffix == ".toml" else path / "Cargo.toml"
 
 
-def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: bool = False, rules=None) -> Result:
+def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: bool = False, rules=None,
+                     catalog=None) -> Result:
     from dataclasses import replace
 
     from .gitdeps import GitSources
@@ -242,9 +244,10 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
                         cache=loads)
     manifest = _manifest_file(path)
     targets = (opts.target, *[t for t in opts.extra_targets if t != opts.target])
+    flags = read_rustflags(ws.root.dir)           # the root's config files and the environment, read once
 
     def resolve_all(workspace: Workspace, o: Options = opts) -> list:
-        inp = build_input(workspace, o)
+        inp = build_input(workspace, o, flags)
         return [resolve_with_fetch(replace(inp, target=t), index, o.blocker) for t in targets]
 
     try:
@@ -285,14 +288,14 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
                 _k, ref_texts, ref_builds = min(resolved, key=lambda e: len(e[0] ^ key))
                 near = (ref_texts, ref_builds)
             if not texts and near is None:
-                made = builds(ws, check_opts, targets, index, members_only=members_only)
+                made = builds(ws, check_opts, targets, index, members_only=members_only, rustflags=flags)
             else:
                 w = load_workspace(path, workspace=opts.workspace, packages=opts.packages, texts=texts,
                                    exclude=opts.exclude, git=git, cache=loads) if texts else ws
                 ref_texts, ref_builds = near if near is not None else ({}, checker.baseline())
                 changed = frozenset(p.resolve() for p in set(texts) | set(ref_texts)
                                     if texts.get(p, originals.get(p)) != ref_texts.get(p, originals.get(p)))
-                made = builds(w, check_opts, targets, index, ref_builds, changed, members_only)
+                made = builds(w, check_opts, targets, index, ref_builds, changed, members_only, flags)
             if not members_only:
                 resolved.insert(0, (key, texts, made))
                 del resolved[4:]
@@ -335,7 +338,7 @@ def analyze_manifest(path: Path, opts: Options, index: IndexSource, *, plan: boo
 
         reports, the_plan = _other_blockers(opts, ws, resolutions, the_plan, reload if plan else None,
                                             originals if plan else None, rule_set if plan else None,
-                                            lambda name, version: crate_source_dir(index, name, version))
+                                            lambda name, version: crate_source_dir(index, name, version), catalog)
     if plan and the_plan is not None and the_plan.status in ("fixable", "partial"):
         lock = _lock_update(ws, opts, index, resolutions[0], lambda: reload(the_plan.texts)[0].resolution,
                             the_plan.texts)
@@ -360,7 +363,7 @@ def _lock_update(ws: Workspace, opts: Options, index, before, after, texts):
     return None if opts.lock == "keep" else update
 
 
-def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals, rules, source_dir):
+def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals, rules, source_dir, catalog=None):
     """The catalog's other libraries, planned one after the other on top of the OpenSSL plan; the
     edits are accepted together only when re-resolution leaves every requested blocker static."""
     from dataclasses import replace
@@ -369,7 +372,7 @@ def _other_blockers(opts: Options, ws, resolutions, the_plan, reload, originals,
     from .plan import Checker, Plan
     from .static_plan import other_blockers
 
-    catalog = load_catalog()
+    catalog = load_catalog() if catalog is None else catalog
     crates = tuple(c for c in opts.blockers if c != opts.blocker)
     if reload is None:
         return tuple(other_blockers(resolutions, crates, catalog, source_dir=source_dir)), the_plan
@@ -494,8 +497,13 @@ def run_jobs(jobs: list[Job], opts: Options, index, workers: int = 4):
     from .errors import CodemodError
     from .rules import load_rules
 
+    catalog = None
     try:
         rules = load_rules() if jobs else []        # read once per run, shared by every workspace
+        if jobs and opts.blockers:
+            from .catalog import load_catalog
+
+            catalog = load_catalog()
     except CodemodError as e:
         rules = e                                   # each job reports it, as when read per job
 
@@ -504,7 +512,7 @@ def run_jobs(jobs: list[Job], opts: Options, index, workers: int = 4):
         try:
             if isinstance(rules, CodemodError):
                 raise rules
-            return analyze_manifest(job.path, o, index, plan=True, rules=rules)
+            return analyze_manifest(job.path, o, index, plan=True, rules=rules, catalog=catalog)
         except CodemodError as e:
             return Failure(job.manifests, str(e))
 

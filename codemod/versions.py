@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .errors import ResolveError
 from .lockfile import Lock, LockedId, is_registry_source
@@ -116,7 +117,10 @@ class VersionGraph:
         return max(ok, key=lambda p: parse_version(p.id.version)) if ok else None
 
 
+@lru_cache(maxsize=1 << 16)
 def _matches(req, version: str) -> bool:
+    """Whether `version` matches `req` (a parsed, hashable VersionReq): asked for every candidate
+    version of every dependency entry, by every version pass."""
     try:
         return req.matches(parse_version(version))
     except SemverError:
