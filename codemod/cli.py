@@ -458,7 +458,9 @@ def _hint(index, ws, wants: dict, targets: list[str]) -> None:
 
 
 def _run(args, keep_index: bool = False, progress_stream=None) -> int:
-    from .targets import DEFAULT_TARGET, load_target
+    from .targets import DEFAULT_TARGET, load_target, probe_host_soon
+
+    probe_host_soon()
 
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
     targets = args.target or [DEFAULT_TARGET]

@@ -28,6 +28,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -319,15 +320,27 @@ def host_triple() -> str:
     return found if found in _all_facts() else HOST_TARGET
 
 
-@lru_cache(maxsize=None)
+_VV: dict[str, str | None] = {}
+_VV_LOCK = threading.Lock()
+
+
 def _rustc_vv(rustc: str) -> str | None:
     """``rustc -vV``'s output (None when it cannot be run): one process answers both the host
-    triple and the installed version."""
-    try:
-        out = subprocess.run([rustc, "-vV"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout if out.returncode == 0 else None
+    triple and the installed version, however many threads ask."""
+    with _VV_LOCK:
+        if rustc not in _VV:
+            try:
+                out = subprocess.run([rustc, "-vV"], capture_output=True, text=True, timeout=30)
+                _VV[rustc] = out.stdout if out.returncode == 0 else None
+            except (OSError, subprocess.SubprocessError):
+                _VV[rustc] = None
+        return _VV[rustc]
+
+
+def probe_host_soon() -> None:
+    """Start ``rustc -vV`` in the background (a rustup proxy takes ~25 ms): the first build input
+    needs the host triple, and the wait for the process then overlaps the run's other start-up."""
+    threading.Thread(target=host_triple, name="csf-rustc-vV", daemon=True).start()
 
 
 def _rustc_host(rustc: str) -> str | None:
