@@ -16,12 +16,10 @@ A vendor directory needs none of this: its crates' manifests are the index (sour
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
 import os
-import tarfile
 import tempfile
 import time
 import threading
@@ -52,6 +50,9 @@ def proc_macro_of(manifest_text: str) -> bool:
 
 def manifest_from_archive(data: bytes) -> str | None:
     """The top-level `<name>-<version>/Cargo.toml` of a `.crate` (a gzip tar)."""
+    import gzip                 # only a run that reads an archive needs these
+    import tarfile
+
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             for member in tar:
