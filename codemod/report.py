@@ -366,9 +366,11 @@ def batch_entries(job, r: Result, written: bool) -> list[dict]:
             edited_here = {e["file"] for rem in plan for e in rem["edits"]}
             entry["files"] = {f: digest for f, digest in doc["files"].items() if f in edited_here}
         if "candidates" in doc:
-            # this manifest's own culprits' candidates and the workspace-wide ones, so a workspace of
-            # n members does not print its whole candidate list n times
-            own = [doc["candidates"][i] for i in sorted(candidates_of.get(None, []) + (candidates_of.get(name, []) if name else []))]
+            # this manifest's own culprits' candidates, and the workspace-wide ones where it has
+            # culprits (and in the root's entry): a workspace of n members does not print its
+            # whole candidate list n times
+            shared = candidates_of.get(None, []) if culprits or m == root_manifest else []
+            own = [doc["candidates"][i] for i in sorted(shared + (candidates_of.get(name, []) if name else []))]
             if own:
                 entry["candidates"] = own
             else:

@@ -221,3 +221,41 @@ def test_remembered_answers_notice_changes_anywhere_in_the_tree(universe, tmp_pa
     second = cli("--check", "--format", "json", str(repo), "--index-url", srv.index_url)
     assert second.returncode == 1
     assert {e["status"] for e in json.loads(second.stdout)} == {"clean", "would-fix"}
+
+
+def test_batch_entries_list_their_own_remedies_and_the_union_applies(universe, tmp_path):
+    """Each batch entry lists the remedies that edit it or a local package on its chains, with the
+    hashes of the files those edit, and the candidates of its own culprits: a workspace does not
+    repeat its whole plan per member, and `--plan` applies the union of the entries."""
+    srv, _ = universe
+    files = {"Cargo.toml": '[workspace]\nmembers = ["a", "b", "c", "d"]\nresolver = "2"\n',
+             "a/Cargo.toml": pkg("a", 'reqwest = "0.11"'),
+             "b/Cargo.toml": pkg("b", 'a = { path = "../a" }'),               # a culprit through a
+             "c/Cargo.toml": pkg("c", 'git2 = "0.17"'),
+             "d/Cargo.toml": pkg("d", 'serde_json = "1"')}
+    repo = write_project(tmp_path / "repo", files)
+    r = cli("--dry-run", "--format", "json", "--blocker", "openssl-sys", str(repo), "--index-url", srv.index_url)
+    assert r.returncode == 0, r.stderr
+    entries = {(ROOT / e["manifest"]).resolve().relative_to(repo.resolve()).as_posix(): e for e in json.loads(r.stdout)}
+
+    def edited(entry) -> set[str]:
+        return {(ROOT / x["file"]).resolve().parent.name for rem in entry["plan"] for x in rem["edits"]}
+
+    assert edited(entries["a/Cargo.toml"]) == {"a"}
+    assert edited(entries["b/Cargo.toml"]) == {"a"}                  # its chain goes through a
+    assert edited(entries["c/Cargo.toml"]) == {"c"}
+    assert entries["d/Cargo.toml"]["plan"] == [] and "candidates" not in entries["d/Cargo.toml"]
+    for name in ("a", "c"):
+        cands = entries[f"{name}/Cargo.toml"]["candidates"]
+        assert cands and all(c["culprit"].startswith(f"{name} → ") or " → " not in c["culprit"] for c in cands)
+        assert set(entries[f"{name}/Cargo.toml"]["files"]) == {x["file"] for rem in entries[f"{name}/Cargo.toml"]["plan"]
+                                                                for x in rem["edits"]}
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(r.stdout)
+    r = cli("--plan", str(plan_file), "--allow-dirty", str(repo))
+    assert r.returncode == 0, r.stderr
+    assert "native-tls-vendored" in (repo / "a/Cargo.toml").read_text()
+    assert "vendored-openssl" in (repo / "c/Cargo.toml").read_text()
+    assert (repo / "b/Cargo.toml").read_text() == files["b/Cargo.toml"]
+    r = cli("--check", "--blocker", "openssl-sys", str(repo), "--index-url", srv.index_url)
+    assert r.returncode == 0, r.stderr
