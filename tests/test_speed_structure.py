@@ -207,3 +207,39 @@ def test_the_planners_remedy_crates_arrive_in_the_first_wave(tmp_path, monkeypat
     assert m, err
     assert int(m.group(3)) == 1, err             # one wave: the planner's checks found their data loaded
     assert int(m.group(1)) == int(m.group(2))    # every file fetched once
+
+
+# -- a plan's checks load the workspace again without parsing it again ---------------------------
+
+def test_a_plans_checks_parse_each_manifest_text_once(tmp_path, monkeypatch):
+    """Every candidate check loads the workspace with edited texts; the files it does not edit are
+    parsed once for the whole analysis, and their dependency entries read once."""
+    from codemod import workspace
+    from codemod.registry import open_index
+    from codemod.run import Options, analyze_manifest
+    from universe import crates
+
+    members = [f"m{i}" for i in range(20)]
+    files = {"Cargo.toml": '[workspace]\nmembers = ["crates/*"]\nresolver = "2"\n'}
+    for i, m in enumerate(members):
+        lead = f'm{i - i % 3} = {{ path = "../m{i - i % 3}" }}'
+        dep = {0: 'reqwest = "0.11"', 1: f'reqwest = "0.11"\n{lead}', 2: lead}[i % 3]    # m1's edit is pruned
+        files[f"crates/{m}/Cargo.toml"] = (f'[package]\nname = "{m}"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                                           f'[dependencies]\n{dep}\n')
+    proj = write_project(tmp_path / "ws", files)
+    write_registry(tmp_path / "reg", crates())
+    parsed, deps = [], []
+    real_parse, real_deps = workspace.parse_manifest, workspace.manifest_deps
+    monkeypatch.setattr(workspace, "parse_manifest", lambda *a: parsed.append(a[1]) or real_parse(*a))
+    monkeypatch.setattr(workspace, "manifest_deps", lambda m: deps.append(m.path) or real_deps(m))
+    srv = Server(tmp_path / "reg")
+    try:
+        result = analyze_manifest(proj, Options(target="x86_64-unknown-linux-musl", workspace=True),
+                                  open_index(srv.index_url), plan=True)
+    finally:
+        srv.close()
+    assert result.plan.status == "fixable" and result.plan.evaluations >= 2
+    edited = {p.resolve() for p in result.plan.texts}
+    texts_seen = len(edited) * (result.plan.evaluations + 1)      # at most one text per edited file and check
+    assert len(parsed) <= len(files) + texts_seen, (len(parsed), len(files), texts_seen)
+    assert len(deps) <= len(files) + texts_seen, len(deps)
