@@ -354,7 +354,7 @@ _LAST_INDEX: dict = {}
 _LOADED: dict = {}
 
 
-def _early_fetch(index, path: Path, targets: list[str], cold: bool = False):
+def _early_fetch(index, path: Path, targets: list[str], cold: bool = False, blocker: str = "openssl-sys"):
     """Start fetching while the rest of the tool loads, so the network waits and the imports
     overlap: the direct dependencies' index files, and through speculation (registry/index.py,
     with the hints of prefetch.py) what they need, what the planner's remedies need and, with a
@@ -384,10 +384,15 @@ def _early_fetch(index, path: Path, targets: list[str], cold: bool = False):
             _hint(index, ws, wants, targets)
             if cold:
                 # A cold cache: the crate archives read for the proc-macro check will be
-                # downloaded too; learn where from (config.json) during the wave.
+                # downloaded too; learn where from (config.json) during the wave, and start
+                # reading them as soon as the wave shows which matter.
+                from .prefetch import ArchivePrefetch
+
                 for idx in _sources(index):
                     if idx.crates is not None:
                         threading.Thread(target=idx.crates.prepare, daemon=True).start()
+                        if idx.crates.fetcher is not None:
+                            idx.on_arrival = ArchivePrefetch(idx.crates, blocker)
             sent.set()
             index.fetch_many(wants)
         except Exception:
@@ -483,12 +488,12 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
         threading.Thread(target=preload, daemon=True).start()      # while the fetch is prepared
     if keep_index:
         _LAST_INDEX["index"] = index
-    early = _early_fetch(index, paths[0], targets, cold)
+    blocker, blockers = _blockers(args.blocker)
+    early = _early_fetch(index, paths[0], targets, cold, blocker)
     from .report import batch_entries, failure_entries, summary_line
     from .run import Failure, Options, display_path, plan_jobs, run_jobs
 
     features = tuple(f for chunk in args.features for f in chunk.replace(",", " ").split())
-    blocker, blockers = _blockers(args.blocker)
     opts = Options(target=targets[0], extra_targets=tuple(targets[1:]), blocker=blocker, blockers=blockers,
                    blockers_named=bool(blockers) and args.blocker.strip() != "all", features=features,
                    all_features=args.all_features, no_default_features=args.no_default_features, dev=args.dev,

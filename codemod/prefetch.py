@@ -7,7 +7,9 @@ the first wave include what later steps will ask for:
   package (the rules' features, and features that bring in rustls or a vendored OpenSSL), whose
   crates the planner's checks resolve;
 - with a Cargo.lock: the locked versions' dependencies, and none for platforms that are neither
-  the target nor the host (a locked resolution never reads them).
+  the target nor the host (a locked resolution never reads them);
+- the crate archives the proc-macro check will read (ArchivePrefetch), started as soon as the
+  blocker's index file arrives rather than after the resolution.
 """
 
 from __future__ import annotations
@@ -76,3 +78,43 @@ def platform_filter(targets: Iterable[str], host: str, rustflags) -> Callable[[s
 
     facts = [probe_target(t, rustflags) for t in targets] + [load_target(host)]
     return lambda platform: any(t.matches(platform) for t in facts)
+
+
+class ArchivePrefetch:
+    """Told of each index file a cold run's wave follows (IndexSource.on_arrival): once the
+    blocker's file has arrived, the crates on the way to it whose proc-macro status the analysis
+    will ask for (as run.proc_macro_candidates chooses them: the blocker, and the crates above it
+    with normal dependencies) have their archives read in the background, in the versions the
+    wave follows. A guess only: what the resolution asks for is asked again, from the cache."""
+
+    def __init__(self, crates, blocker: str):
+        import threading
+
+        self.crates = crates                 # registry/crates.py CrateManifests
+        self.blocker = blocker.lower()
+        self.parents: dict[str, set[str]] = {}
+        self.versions: dict[str, list] = {}
+        self.reaches: set[str] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, name: str, pkgs: list, deps: list[str]) -> None:
+        new = []
+        with self.lock:
+            self.versions[name] = pkgs
+            for d in deps:
+                self.parents.setdefault(d, set()).add(name)
+            if name not in self.reaches and (name == self.blocker or any(d in self.reaches for d in deps)):
+                todo = [name]
+                while todo:
+                    n = todo.pop()
+                    if n in self.reaches:
+                        continue
+                    self.reaches.add(n)
+                    new.append(n)
+                    todo.extend(self.parents.get(n, ()))
+        from .registry.crates import CrateRef
+
+        for n in new:
+            for pkg in self.versions.get(n, ()):
+                if n == self.blocker or any(d.kind == "normal" for d in pkg.deps):
+                    self.crates.prefetch(CrateRef(pkg.id.name, pkg.id.version, pkg.cksum))

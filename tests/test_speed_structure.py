@@ -243,3 +243,55 @@ def test_a_plans_checks_parse_each_manifest_text_once(tmp_path, monkeypatch):
     texts_seen = len(edited) * (result.plan.evaluations + 1)      # at most one text per edited file and check
     assert len(parsed) <= len(files) + texts_seen, (len(parsed), len(files), texts_seen)
     assert len(deps) <= len(files) + texts_seen, len(deps)
+
+
+# -- a cold run starts the proc-macro check's archive reads during its wave ----------------------
+
+def test_the_archives_the_proc_macro_check_reads_are_started_in_the_wave(tmp_path, monkeypatch, capsys, seed_server):
+    from codemod import cli
+    from codemod.registry import crates
+
+    monkeypatch.setenv("CARGO_STATIC_FIX_NO_MEMO", "1")
+    monkeypatch.setenv("CARGO_STATIC_FIX_CACHE_DIR", str(tmp_path / "cache"))     # cold
+    proj = tmp_path / "hello"
+    shutil.copytree(ROOT / "examples" / "hello", proj)
+    (proj / "Cargo.lock").unlink()
+    started, asked = [], []
+    real_prefetch, real_ask = crates.CrateManifests.prefetch, crates.CrateManifests.proc_macro
+    monkeypatch.setattr(crates.CrateManifests, "prefetch", lambda self, ref: started.append(ref) or real_prefetch(self, ref))
+    monkeypatch.setattr(crates.CrateManifests, "proc_macro", lambda self, ref: asked.append(ref) or real_ask(self, ref))
+    code = cli.main(["--explain", "--format", "json", "--blocker", "openssl-sys", str(proj), "--index-url", seed_server.index_url])
+    assert code == 0
+    json.loads(capsys.readouterr().out)
+    assert asked, "the proc-macro check read no archive"
+    assert set(asked) <= set(started), set(asked) - set(started)
+    assert {r.name for r in started} >= {"openssl-sys", "native-tls", "reqwest"}
+
+
+def test_archive_prefetch_follows_the_crates_above_the_blocker():
+    from codemod.model import Dep, Package, PkgId
+    from codemod.prefetch import ArchivePrefetch
+
+    def pkg(name, *deps, kind="normal"):
+        return Package(PkgId(name, "1.0.0"), tuple(Dep(d, d, "1", kind) for d in deps), {})
+
+    class Crates:
+        def __init__(self):
+            self.started = []
+
+        def prefetch(self, ref):
+            self.started.append(ref.name)
+
+    c = Crates()
+    hint = ArchivePrefetch(c, "openssl-sys")
+    hint("app-lib", [pkg("app-lib", "reqwest", "serde")], ["reqwest", "serde"])
+    hint("reqwest", [pkg("reqwest", "native-tls", "serde")], ["native-tls", "serde"])
+    hint("serde", [pkg("serde")], [])
+    hint("native-tls", [pkg("native-tls", "openssl-sys")], ["openssl-sys"])
+    assert c.started == []                               # nothing is known to reach the blocker yet
+    hint("openssl-sys", [pkg("openssl-sys", "cc", kind="build")], ["cc"])
+    assert sorted(c.started) == ["app-lib", "native-tls", "openssl-sys", "reqwest"]
+    hint("late-parent", [pkg("late-parent", "native-tls")], ["native-tls"])    # arrives after: joins
+    assert c.started[-1] == "late-parent"
+    hint("openssl-sys", [pkg("openssl-sys")], [])        # told again: nothing read twice
+    assert sorted(c.started) == ["app-lib", "late-parent", "native-tls", "openssl-sys", "reqwest"]

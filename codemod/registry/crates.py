@@ -105,6 +105,7 @@ class CrateManifests:
         self._dl_error: str | None = None
         self._lock = threading.Lock()
         self.failure: str | None = None     # why the last unanswered crate could not be read
+        self._ahead: dict[CrateRef, threading.Event] = {}     # reads started by `prefetch`
 
     # -- our cache of answers ------------------------------------------------------------------
 
@@ -228,7 +229,34 @@ class CrateManifests:
             self.failure = f"{url}: not a .crate matching the index checksum"
         return answer
 
+    def prefetch(self, ref: CrateRef) -> None:
+        """Start reading one crate's answer in the background (a cold run's wave, once the
+        crate is known to matter); the answer lands in the cache of answers, where `proc_macro`
+        finds it. Without a cache directory there is nowhere to keep it: nothing is started."""
+        if self.cache_dir is None:
+            return
+        with self._lock:
+            if ref in self._ahead:
+                return
+            done = self._ahead[ref] = threading.Event()
+
+        def work():
+            try:
+                self._answer(ref)
+            except Exception:       # noqa: BLE001 - the later ask reads again and reports
+                pass
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="csf-archive", daemon=True).start()
+
     def proc_macro(self, ref: CrateRef) -> bool | None:
+        ahead = self._ahead.get(ref)
+        if ahead is not None:
+            ahead.wait(self.fetcher.timeout if self.fetcher is not None else 30)
+        return self._answer(ref)
+
+    def _answer(self, ref: CrateRef) -> bool | None:
         answer = self._cached(ref)
         if answer is UNREADABLE:
             return None

@@ -122,6 +122,9 @@ class IndexSource:
         # Features a remedy may turn on, by crate (rules and rustls/vendored features found in the
         # index lines): fetched in the same wave, so the planner's checks find their data loaded.
         self.remedy_features = None
+        # Told of each file the wave follows: (crate, the versions speculation follows, the crates
+        # it follows to). prefetch.ArchivePrefetch reads proc-macro answers ahead with it.
+        self.on_arrival = None
 
     def pin(self, locked: dict[str, list[str]], active) -> None:
         """Speculate as a locked build resolves: `locked` maps crate names to their locked
@@ -222,7 +225,10 @@ class IndexSource:
             seen = set(todo) | set(self._data)
 
             def follow(name: str) -> None:
-                for dep, feats in self._likely_deps(self._data.get(name), asked.get(name, {"default"})):
+                likely = self._likely_deps(self._data.get(name), asked.get(name, {"default"}))
+                if self.on_arrival is not None:
+                    self.on_arrival(name, self._speculated(self._data.get(name)), [d for d, _ in likely])
+                for dep, feats in likely:
                     grew = not feats <= asked.get(dep, set())
                     asked.setdefault(dep, set()).update(feats)
                     if dep not in seen:
@@ -256,19 +262,25 @@ class IndexSource:
             # their own (at once when the host is down), and nobody needs their answer.
             pool.shutdown(wait=finished, cancel_futures=not finished)
 
-    def _likely_deps(self, versions: list[Package] | None, features: set[str]) -> list[tuple[str, set[str]]]:
-        """What the newest version of a crate will probably pull in: its non-optional dependencies,
-        and ("features" mode) the optional ones the asked-for features turn on, with the features
-        each entry asks of them."""
-        if self.speculate == "off" or not versions:
+    def _speculated(self, versions: list[Package] | None) -> list[Package]:
+        """The versions of a crate speculation follows: the locked ones, else the newest."""
+        if not versions:
             return []
         locked = self._locked.get(versions[0].id.name.lower())
         pkgs = [p for p in versions if p.id.version in locked] if locked else []
         if not pkgs:
             newest = max((p for p in versions if not p.yanked), key=lambda p: parse_version(p.id.version), default=None)
             pkgs = [newest] if newest is not None else []
+        return pkgs
+
+    def _likely_deps(self, versions: list[Package] | None, features: set[str]) -> list[tuple[str, set[str]]]:
+        """What the newest version of a crate will probably pull in: its non-optional dependencies,
+        and ("features" mode) the optional ones the asked-for features turn on, with the features
+        each entry asks of them."""
+        if self.speculate == "off" or not versions:
+            return []
         out = []
-        for pkg in pkgs:
+        for pkg in self._speculated(versions):
             feats_here = set(features)
             if self.remedy_features is not None:
                 feats_here |= self.remedy_features(pkg)
