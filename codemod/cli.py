@@ -439,6 +439,17 @@ def _sources(index) -> list:
     return [index.default, *index.named.values()] if hasattr(index, "default") else [index]
 
 
+def _lock_names_a_blocker(blocker: str, blockers: tuple[str, ...]) -> bool:
+    """Whether the first workspace's Cargo.lock lists one of the blockers asked about."""
+    known = _LOADED.get("workspace")
+    if known is None:
+        return False
+    from .lockfile import load_lock
+
+    names = load_lock(known[1].lock_path).versions
+    return any(b in names for b in (blocker, *blockers))
+
+
 def _hint(index, ws, wants: dict, targets: list[str]) -> None:
     from .lockfile import load_lock
     from .prefetch import platform_filter, remedy_features
@@ -507,9 +518,10 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     jobs, failures = plan_jobs(paths)
     if not jobs and not failures:
         raise CodemodError(f"no Cargo.toml to analyse in {', '.join(f'`{p}`' for p in paths)}")
-    if cold:
-        # The network answers for a while yet: load what the analysis and the planner use now
-        # rather than after the wave (a warm run has no such wait, and loads them only if needed).
+    if cold or (early.is_alive() and _lock_names_a_blocker(blocker, blockers)):
+        # The network (or, warm, the reading of the cached index files) answers for a while yet:
+        # load what the analysis and the planner use now rather than after it. A warm run does
+        # so only when Cargo.lock names a blocker, since a project that builds none needs neither.
         import networkx  # noqa: F401
 
         from . import plan  # noqa: F401
