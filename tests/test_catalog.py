@@ -158,6 +158,12 @@ def test_libssh2_sys_has_no_catalog_entry():
     ("libz-sys", "1.1.16", {"default", "libc", "stock-zlib"}, ["zlib (libz)"]),
     ("libz-sys", "1.1.16", {"static"}, []),
     ("libz-sys", "1.1.16", {"zlib-ng"}, []),
+    # `stock-zlib` (a default feature) overrides the zlib-ng switches: want_ng = ... && !stock-zlib
+    ("libz-sys", "1.1.16", {"default", "libc", "stock-zlib", "zlib-ng", "cmake"}, ["zlib (libz)"]),
+    ("libz-sys", "1.1.16", {"default", "libc", "stock-zlib", "zlib-ng", "cmake", "static"}, []),
+    ("libz-sys", "1.1.18", {"zlib-ng-no-cmake-experimental-community-maintained", "libc"}, []),
+    ("libz-sys", "1.1.24", {"default", "libc", "stock-zlib", "zlib-ng-no-cmake-experimental-community-maintained"},
+     ["zlib (libz)"]),
     ("pq-sys", "0.6.0", set(), ["PostgreSQL's libpq"]),
     ("pq-sys", "0.6.0", {"bundled", "pq-src"}, []),
     ("bzip2-sys", "0.1.11+1.0.8", set(), ["bzip2 (libbz2)"]),

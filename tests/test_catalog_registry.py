@@ -250,6 +250,21 @@ def test_musl_cross_build_compiles_zlib_itself(registry, tmp_path):
     assert doc["status"] == "clean"
 
 
+def test_zlib_ng_counts_only_without_stock_zlib(registry, tmp_path):
+    """libz-sys builds zlib-ng only while `stock-zlib` (a default feature) is off: with default
+    features on, `zlib-ng` still leaves the system zlib, and the plan adds `static`."""
+    proj = _project(tmp_path / "a", 'libz-sys = { version = "1.1", features = ["zlib-ng"] }')
+    b = _blocker(_json(proj, registry, "--target", GNU), "libz-sys")
+    assert b["static"] is False and b["status"] == "fixable", b
+    assert set(b["enabled_by"]) == {"zlib-ng", "stock-zlib"} and "overrides" in b["why"][0]
+    edits = [e for r in b["plan"] for e in r["edits"]]
+    assert any(e["dependency"] == "libz-sys" and "static" in (e.get("add_features") or e.get("add", {}).get("features", []))
+               for e in edits), edits
+    proj = _project(tmp_path / "b", 'libz-sys = { version = "1.1", default-features = false, features = ["zlib-ng"] }')
+    b = _blocker(_json(proj, registry, "--target", GNU), "libz-sys")
+    assert b["built"] and b["static"], b
+
+
 def test_sasl_scram_fixes_sasl_and_openssl(registry, tmp_path):
     proj = _project(tmp_path, 'sasl2-sys = { version = "0.1", features = ["scram"] }')
     doc = _json(proj, registry)
