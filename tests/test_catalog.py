@@ -158,6 +158,12 @@ def test_libssh2_sys_has_no_catalog_entry():
     ("libz-sys", "1.1.16", {"default", "libc", "stock-zlib"}, ["zlib (libz)"]),
     ("libz-sys", "1.1.16", {"static"}, []),
     ("libz-sys", "1.1.16", {"zlib-ng"}, []),
+    # `stock-zlib` (a default feature) overrides the zlib-ng switches: want_ng = ... && !stock-zlib
+    ("libz-sys", "1.1.16", {"default", "libc", "stock-zlib", "zlib-ng", "cmake"}, ["zlib (libz)"]),
+    ("libz-sys", "1.1.16", {"default", "libc", "stock-zlib", "zlib-ng", "cmake", "static"}, []),
+    ("libz-sys", "1.1.18", {"zlib-ng-no-cmake-experimental-community-maintained", "libc"}, []),
+    ("libz-sys", "1.1.24", {"default", "libc", "stock-zlib", "zlib-ng-no-cmake-experimental-community-maintained"},
+     ["zlib (libz)"]),
     ("pq-sys", "0.6.0", set(), ["PostgreSQL's libpq"]),
     ("pq-sys", "0.6.0", {"bundled", "pq-src"}, []),
     ("bzip2-sys", "0.1.11+1.0.8", set(), ["bzip2 (libbz2)"]),
@@ -168,6 +174,11 @@ def test_libssh2_sys_has_no_catalog_entry():
     ("libgit2-sys", "0.18.3+1.9.2", {"https", "ssh", "vendored"}, []),
     ("libgit2-sys", "0.18.3+1.9.2", {"zlib-ng-compat"}, []),
     ("libgit2-sys", "0.12.23+1.2.0", set(), ["libgit2"]),
+    ("yeslogic-fontconfig-sys", "2.11.2", set(), ["Fontconfig (libfontconfig)"]),
+    ("yeslogic-fontconfig-sys", "5.0.0", set(), ["Fontconfig (libfontconfig)"]),
+    ("yeslogic-fontconfig-sys", "5.0.0", {"dlopen"}, ["Fontconfig (libfontconfig)"]),   # loaded at run time
+    ("servo-fontconfig-sys", "5.1.0", {"default"}, ["Fontconfig (libfontconfig)"]),
+    ("servo-fontconfig-sys", "4.0.9", set(), ["Fontconfig (libfontconfig)"]),
 ])
 def test_links_system(crate, version, features, system):
     lib = next(lib for lib in CATALOG if lib.crate == crate and lib.covers(version))
@@ -175,7 +186,7 @@ def test_links_system(crate, version, features, system):
 
 
 @pytest.mark.parametrize("crate,version", [("libz-sys", "1.1.16"), ("bzip2-sys", "0.1.11+1.0.8"), ("lzma-sys", "0.1.20"),
-                                           ("libgit2-sys", "0.18.3+1.9.2")])
+                                           ("libgit2-sys", "0.18.3+1.9.2"), ("servo-fontconfig-sys", "5.1.0")])
 def test_pkg_config_probes_do_not_run_when_cross_compiling(crate, version):
     """musl from a glibc host: the pkg-config crate refuses, the build script compiles its own."""
     lib = next(lib for lib in CATALOG if lib.crate == crate and lib.covers(version))
@@ -184,9 +195,42 @@ def test_pkg_config_probes_do_not_run_when_cross_compiling(crate, version):
 
 def test_libraries_that_link_the_system_even_when_cross_compiling():
     for crate, version, feats in [("libsqlite3-sys", "0.30.1", set()), ("pq-sys", "0.6.0", set()),
-                                  ("openssl-sys", "0.9.102", set()), ("zstd-sys", "2.0.10+zstd.1.5.6", {"pkg-config"})]:
+                                  ("openssl-sys", "0.9.102", set()), ("zstd-sys", "2.0.10+zstd.1.5.6", {"pkg-config"}),
+                                  ("yeslogic-fontconfig-sys", "5.0.0", set()), ("yeslogic-fontconfig-sys", "2.11.1", set()),
+                                  ("servo-fontconfig-sys", "5.1.0", {"force_system_lib"})]:
         lib = next(lib for lib in CATALOG if lib.crate == crate and lib.covers(version))
         assert lib.links_system(feats, cross=True)
+
+
+def test_fontconfig_has_no_bundled_build_in_yeslogic_fontconfig_sys():
+    """Every recorded line's only build dependency is pkg-config (no cc, no cmake): nothing to build
+    from source. `dlopen` arrives in 3.0.0 and moves the library to run time, so both entries are
+    unfixable and neither calls a `dlopen` build static."""
+    lines = FIXTURE["yeslogic-fontconfig-sys"]
+    assert [line["vers"] for line in lines][0] == "2.11.1" and lines[-1]["vers"] == "5.0.0"
+    for line in lines:
+        assert [d["name"] for d in line["deps"] if d["kind"] == "build"] == ["pkg-config"], line["vers"]
+        assert line["features"] == ([] if line["vers"].startswith("2.") else ["dlopen"]), line["vers"]
+    entries = [lib for lib in CATALOG if lib.crate == "yeslogic-fontconfig-sys"]
+    assert len(entries) == 2 and all(lib.unfixable and not lib.remedies for lib in entries)
+    new = next(lib for lib in entries if lib.covers("3.0.0"))
+    assert not new.covers("2.11.2") and "dlopen" in new.unfixable
+    assert new.links_system({"dlopen"}, cross=True) and new.links_system(set(), cross=True)
+
+
+def test_servo_fontconfig_sys_builds_its_own_only_when_the_probe_fails():
+    """No feature selects the bundled fontconfig; 2.11.1, below the range, has no pkg-config build
+    dependency; `force_system_lib` exists only in 5.1.0."""
+    lines = {line["vers"]: line for line in FIXTURE["servo-fontconfig-sys"]}
+    assert not any(d["name"] == "pkg-config" for d in lines["2.11.1"]["deps"])
+    assert all(any(d["name"] == "pkg-config" and d["kind"] == "build" for d in line["deps"])
+               for v, line in lines.items() if v != "2.11.1")
+    assert [v for v, line in lines.items() if line["features"]] == ["5.1.0"]
+    lib = next(lib for lib in CATALOG if lib.crate == "servo-fontconfig-sys")
+    assert not lib.covers("2.11.1") and lib.covers("2.11.2-really.1") and lib.covers("5.1.0")
+    assert lib.unfixable and "FONTCONFIG_NO_PKG_CONFIG" in lib.unfixable and not lib.remedies
+    assert not lib.links_system({"default"}, cross=True)          # the bundled copy is built
+    assert lib.links_system({"default", "force_system_lib"}, cross=True)
 
 
 def test_every_remedy_clears_the_base_clauses_and_together_all():

@@ -87,6 +87,18 @@ def crates() -> list[C]:
            "ssl-vendored": ["ssl", "openssl-sys/vendored"], "dynamic-linking": [], "cmake-build": []}, links="rdkafka"),
         C("freetype-sys", "0.20.1", [D("cc", "^1", kind="build"), D("libc", "^0.2.42"), D("pkg-config", "^0.3.11", kind="build")],
           links="freetype"),
+        # Fontconfig: yeslogic-fontconfig-sys 5.0.0 (`dlopen`), servo-fontconfig-sys 5.1.0 (`force_system_lib`)
+        # with the expat-sys and freetype-sys its index line requires
+        C("cstr", "0.2.11"), C("dlib", "0.5.2"), C("once_cell", "1.19.0"),
+        C("yeslogic-fontconfig-sys", "5.0.0",
+          [D("cstr", "^0.2.11"), D("dlib", "^0.5.0"), D("once_cell", "^1.9.0"), D("pkg-config", "^0.3", kind="build")],
+          {"dlopen": []}, links="fontconfig"),
+        C("expat-sys", "2.1.6", [D("cmake", "^0.1", kind="build"), D("pkg-config", "^0.3", kind="build")], links="expat"),
+        C("freetype-sys", "0.13.1", [D("cmake", "^0.1.42", kind="build"), D("libc", "^0.2.42"),
+                                     D("pkg-config", "^0.3.11", kind="build")], links="freetype"),
+        C("servo-fontconfig-sys", "5.1.0",
+          [D("expat-sys", "^2.1.0"), D("freetype-sys", "^0.13.0"), D("pkg-config", "^0.3", kind="build")],
+          {"default": [], "force_system_lib": []}, links="fontconfig"),
         # the MySQL client: mysqlclient-sys 0.3.0 `bundled` → mysqlclient-src 0.1.0 → openssl-sys `vendored`
         C("mysqlclient-src", "0.1.0", [D("cmake", "^0.1", kind="build"), D("openssl-sys", "^0.9.91", features=["vendored"])],
           {"default": [], "with-asan": []}, links="mysqlclient_sys_src"),
@@ -238,6 +250,21 @@ def test_musl_cross_build_compiles_zlib_itself(registry, tmp_path):
     assert doc["status"] == "clean"
 
 
+def test_zlib_ng_counts_only_without_stock_zlib(registry, tmp_path):
+    """libz-sys builds zlib-ng only while `stock-zlib` (a default feature) is off: with default
+    features on, `zlib-ng` still leaves the system zlib, and the plan adds `static`."""
+    proj = _project(tmp_path / "a", 'libz-sys = { version = "1.1", features = ["zlib-ng"] }')
+    b = _blocker(_json(proj, registry, "--target", GNU), "libz-sys")
+    assert b["static"] is False and b["status"] == "fixable", b
+    assert set(b["enabled_by"]) == {"zlib-ng", "stock-zlib"} and "overrides" in b["why"][0]
+    edits = [e for r in b["plan"] for e in r["edits"]]
+    assert any(e["dependency"] == "libz-sys" and "static" in (e.get("add_features") or e.get("add", {}).get("features", []))
+               for e in edits), edits
+    proj = _project(tmp_path / "b", 'libz-sys = { version = "1.1", default-features = false, features = ["zlib-ng"] }')
+    b = _blocker(_json(proj, registry, "--target", GNU), "libz-sys")
+    assert b["built"] and b["static"], b
+
+
 def test_sasl_scram_fixes_sasl_and_openssl(registry, tmp_path):
     proj = _project(tmp_path, 'sasl2-sys = { version = "0.1", features = ["scram"] }')
     doc = _json(proj, registry)
@@ -253,6 +280,12 @@ def test_sasl_scram_fixes_sasl_and_openssl(registry, tmp_path):
     ('rdkafka-sys = { version = "4.7", features = ["dynamic-linking"] }', MUSL, "rdkafka-sys",
      ["app", "rdkafka-sys"], "unfixable"),
     ('freetype-sys = "0.20"', MUSL, "freetype-sys", ["app", "freetype-sys"], "unfixable"),
+    ('yeslogic-fontconfig-sys = "5"', MUSL, "yeslogic-fontconfig-sys", ["app", "yeslogic-fontconfig-sys"], "unfixable"),
+    ('yeslogic-fontconfig-sys = { version = "5", features = ["dlopen"] }', MUSL, "yeslogic-fontconfig-sys",
+     ["app", "yeslogic-fontconfig-sys"], "unfixable"),
+    ('servo-fontconfig-sys = "5.1"', GNU, "servo-fontconfig-sys", ["app", "servo-fontconfig-sys"], "unfixable"),
+    ('servo-fontconfig-sys = { version = "5.1", features = ["force_system_lib"] }', MUSL, "servo-fontconfig-sys",
+     ["app", "servo-fontconfig-sys"], "unfixable"),
     ('sasl2-sys = "0.1"', MUSL, "sasl2-sys", ["app", "sasl2-sys"], "fixable"),
     ('curl = { version = "0.4.46", default-features = false }', GNU, "curl-sys", ["app", "curl", "curl-sys"], "fixable"),
 ])
@@ -281,6 +314,29 @@ def test_zstd_pkg_config_has_no_remedy_but_says_why(registry, tmp_path):
     # who turns the feature on that links the system library
     assert b["enabled_by"]["pkg-config"] == ["app", "zstd [pkg-config]", "zstd-safe [pkg-config]", "zstd-sys [pkg-config]"]
     assert [c["chains"][0] for c in b["culprits"]][0][:2] == ["app", "zstd"]
+
+
+def test_fontconfig_dlopen_is_no_static_build(registry, tmp_path):
+    """yeslogic-fontconfig-sys `dlopen` links nothing but loads libfontconfig.so.1 at run time: the
+    report keeps it as a system library, says why, and names who turns the feature on."""
+    proj = _project(tmp_path, 'yeslogic-fontconfig-sys = { version = "5", features = ["dlopen"] }')
+    b = _blocker(_json(proj, registry, "--target", MUSL), "yeslogic-fontconfig-sys")
+    assert b["static"] is False and b["status"] == "unfixable" and not b["plan"]
+    assert len(b["why"]) == 1 and "run time" in b["why"][0]
+    assert b["enabled_by"] == {"dlopen": ["app", "yeslogic-fontconfig-sys [dlopen]"]}
+    assert "dlopen" in b["reason"] and "static archive" in b["reason"]
+
+
+def test_servo_fontconfig_cross_build_compiles_its_own_but_not_freetype(registry, tmp_path):
+    """Cross-compiling, the pkg-config probe is refused and servo-fontconfig-sys builds the fontconfig it
+    ships; the freetype-sys it depends on still links the system FreeType."""
+    proj = _project(tmp_path, 'servo-fontconfig-sys = "5.1"')
+    doc = _json(proj, registry, "--target", MUSL)
+    fc = _blocker(doc, "servo-fontconfig-sys")
+    assert fc["built"] and fc["static"], fc
+    ft = _blocker(doc, "freetype-sys")
+    assert ft["static"] is False and ft["status"] == "unfixable"
+    assert [c["chains"][0] for c in ft["culprits"]] == [["app", "servo-fontconfig-sys", "freetype-sys"]]
 
 
 def test_blocker_openssl_sys_alone_reports_no_blockers(registry, tmp_path):
@@ -371,6 +427,35 @@ ENTRY_CASES = {
     ("curl-sys", ">=0.4.81, <0.5"): ('curl = { version = "0.4.46", default-features = false }', GNU),
     ("libgit2-sys", ">=0.12.23, <0.19"): ('git2 = { version = "0.20", default-features = false }', GNU),
 }
+
+
+# entries without a remedy: (sys crate, dependency lines, target) -> what the report says; nothing is written
+UNFIXABLE_CASES = {
+    "yeslogic-fontconfig-sys musl": ("yeslogic-fontconfig-sys", 'yeslogic-fontconfig-sys = "5"', MUSL),
+    "yeslogic-fontconfig-sys dlopen musl": ("yeslogic-fontconfig-sys",
+                                            'yeslogic-fontconfig-sys = { version = "5", features = ["dlopen"] }', MUSL),
+    "servo-fontconfig-sys gnu": ("servo-fontconfig-sys", 'servo-fontconfig-sys = "5.1"', GNU),
+    "servo-fontconfig-sys force_system_lib musl": (
+        "servo-fontconfig-sys", 'servo-fontconfig-sys = { version = "5.1", features = ["force_system_lib"] }', MUSL),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNFIXABLE_CASES))
+def test_unfixable_entry_snapshot(case, registry, tmp_path, snapshot):
+    crate, deps, target = UNFIXABLE_CASES[case]
+    proj = _project(tmp_path, deps)
+    before = (proj / "Cargo.toml").read_text()
+    dry = _tool(proj, registry, "--dry-run", "--target", target)
+    assert dry.returncode == 0, dry.stderr
+    b = _blocker(_json(proj, registry, "--target", target), crate)
+    written = _tool(proj, registry, "--allow-dirty", "--target", target)
+    assert written.returncode == 0, written.stderr
+    assert (proj / "Cargo.toml").read_text() == before
+    report = {k: b.get(k) for k in ("static", "versions", "system_libraries", "why", "status", "reason", "needs",
+                                    "enabled_by", "plan")}
+    report["chains"] = [c["chains"][0] for c in b["culprits"]]
+    out = (dry.stdout + dry.stderr).replace(str(tmp_path), "<tmp>")
+    assert {"manifest": before, "output": out, "report": report} == snapshot
 
 
 def _entries_with_remedies():
