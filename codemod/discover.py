@@ -94,41 +94,33 @@ class Broken:
     error: str
 
 
+def _remembered(compute, key):
+    """`compute` answered once per key, its ManifestError included (raised again on every ask)."""
+    seen: dict = {}
+
+    def ask(*args, **kw):
+        k = key(*args, **kw)
+        if k not in seen:
+            try:
+                seen[k] = compute(*args, **kw)
+            except ManifestError as e:
+                seen[k] = e
+        if isinstance(seen[k], ManifestError):
+            raise seen[k]
+        return seen[k]
+
+    return ask
+
+
 def group_workspaces(manifests: list[Path]) -> tuple[list[Group], list[Broken]]:
     """Each manifest's workspace. Every manifest and every root's `members` is read once, however
     many manifests share them: linear in the number of manifests."""
     from .manifest import load_manifest
     from .workspace import _find_root, _member_dirs
 
-    loaded: dict[Path, object] = {}
-
-    def load(path: Path):
-        key = Path(path)
-        hit = loaded.get(key)
-        if hit is None:
-            try:
-                hit = load_manifest(path)
-            except ManifestError as e:
-                hit = e
-            loaded[key] = hit
-        if isinstance(hit, ManifestError):
-            raise hit
-        return hit
-
-    expanded: dict[tuple, object] = {}
-
-    def members_of(root, strict: bool = False):
-        key = (root.path, strict)
-        hit = expanded.get(key)
-        if hit is None:
-            try:
-                hit = frozenset(_member_dirs(root, strict=strict))
-            except ManifestError as e:
-                hit = e
-            expanded[key] = hit
-        if isinstance(hit, ManifestError):
-            raise hit
-        return hit
+    load = _remembered(load_manifest, Path)
+    members_of = _remembered(lambda root, strict=False: frozenset(_member_dirs(root, strict=strict)),
+                             lambda root, strict=False: (root.path, strict))
 
     groups: dict[Path, Group] = {}
     broken: list[Broken] = []

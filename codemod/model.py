@@ -90,3 +90,24 @@ class Package:
     @property
     def name(self) -> str:
         return self.id.name
+
+
+def rustls_features(pkg: Package) -> list[str]:
+    """Features of a package that bring in a crate named like rustls, best names first (at most
+    two): the planner's rustls candidates, and the features a cold run's wave fetches for them."""
+    def brings_rustls(name: str, seen=None) -> bool:
+        seen = seen or set()
+        if name in seen:
+            return False
+        seen.add(name)
+        for fv in pkg.features.get(name, ()):
+            if fv[0] in ("dep", "depfeat") and any(d.name == fv[1] and "rustls" in d.package for d in pkg.deps):
+                if fv[0] == "dep" or not fv[3]:
+                    return True
+            if fv[0] == "feat" and brings_rustls(fv[1], seen):
+                return True
+        return False
+
+    names = [f for f in pkg.features if f not in pkg.implicit_features and not f.startswith("_") and brings_rustls(f)]
+    rank = {"rustls-tls": 0, "rustls": 1}
+    return sorted(names, key=lambda n: (rank.get(n, 2), len(n), n))[:2]

@@ -27,7 +27,7 @@ from typing import Callable
 
 from .analyze import Analysis, analyze
 from .edit import Edit, apply_edits, table_name
-from .model import Dep, Package, PkgId
+from .model import Dep, Package, PkgId, rustls_features
 from .resolve import TARGET_SIDE, Resolution
 from .rules import Rule, rules_for
 from .semver import SemverError, parse_req, parse_version
@@ -675,19 +675,11 @@ def _vendored_candidates(p: _Point, res: Resolution, ws, rules, display, blocker
     (as (kind, description, why))."""
     pkg = _pkg(res, p.crate)
     out: list[Remedy] = []
-    unavailable: list[tuple[str, str, str]] = []
     named: dict[tuple[str, ...], tuple[str, str]] = {}
-    for rule in rules_for(rules, pkg.name, pkg.id.version):
-        for rem in rule.remedies:
-            if rem.kind != "vendored-feature":
-                continue
-            missing = [f for f in rem.add_features if f not in pkg.features]
-            if missing:
-                unavailable.append((rem.kind, f"enable `{'`, `'.join(rem.add_features)}`",
-                                    f"{pkg.name} {pkg.id.version} has no `{'`, `'.join(missing)}`"))
-                continue
-            note = " ".join(n for n in (rule.notes, rem.notes or VENDORED_NOTE) if n)
-            named.setdefault(tuple(rem.add_features), ("rule", note))
+    available, unavailable = _rule_remedies(rules, pkg, "vendored-feature", "enable")
+    for rule, rem in available:
+        note = " ".join(n for n in (rule.notes, rem.notes or VENDORED_NOTE) if n)
+        named.setdefault(tuple(rem.add_features), ("rule", note))
     lookup = _resolver_lookup(res)
     goal = lambda owner, fv: owner.name == blocker and fv == ("feat", "vendored")  # noqa: E731
     goal_dep = lambda owner, fv: fv[0] == "depfeat" and fv[2] == "vendored" and _dep_is(owner, fv[1], blocker)  # noqa: E731
@@ -709,47 +701,36 @@ def _vendored_candidates(p: _Point, res: Resolution, ws, rules, display, blocker
     return out, unavailable
 
 
+def _rule_remedies(rules, pkg: Package, kind: str, verb: str):
+    """The rules' remedies of `kind` for this version, as (rule, remedy) when the version has every
+    feature they add, else as unavailable (kind, description, why)."""
+    available, unavailable = [], []
+    for rule in rules_for(rules, pkg.name, pkg.id.version):
+        for rem in rule.remedies:
+            if rem.kind != kind:
+                continue
+            missing = [f for f in rem.add_features if f not in pkg.features]
+            if missing:
+                unavailable.append((kind, f"{verb} `{'`, `'.join(rem.add_features)}`",
+                                    f"{pkg.name} {pkg.id.version} has no `{'`, `'.join(missing)}`"))
+            else:
+                available.append((rule, rem))
+    return available, unavailable
+
+
 def _dep_is(owner: Package, dep_name: str, crate: str) -> bool:
     return any(d.name == dep_name and d.package == crate for d in owner.deps)
-
-
-def _rustls_features(pkg: Package) -> list[str]:
-    """Features of a package that bring in a crate named like rustls, best names first."""
-    def brings_rustls(name: str, seen=None) -> bool:
-        seen = seen or set()
-        if name in seen:
-            return False
-        seen.add(name)
-        for fv in pkg.features.get(name, ()):
-            if fv[0] in ("dep", "depfeat") and any(d.name == fv[1] and "rustls" in d.package for d in pkg.deps):
-                if fv[0] == "dep" or not fv[3]:
-                    return True
-            if fv[0] == "feat" and brings_rustls(fv[1], seen):
-                return True
-        return False
-
-    names = [f for f in pkg.features if f not in pkg.implicit_features and not f.startswith("_") and brings_rustls(f)]
-    rank = {"rustls-tls": 0, "rustls": 1}
-    return sorted(names, key=lambda n: (rank.get(n, 2), len(n), n))[:2]
 
 
 def _rustls_candidates(p: _Point, res: Resolution, ws, rules, display):
     pkg = _pkg(res, p.crate)
     specs: list[tuple[str, tuple[str, ...], tuple[str, ...], bool | None, str]] = []
-    unavailable: list[tuple[str, str, str]] = []
-    for rule in rules_for(rules, pkg.name, pkg.id.version):
-        for rem in rule.remedies:
-            if rem.kind != "rustls":
-                continue
-            missing = [f for f in rem.add_features if f not in pkg.features]
-            if missing:
-                unavailable.append((rem.kind, f"switch to rustls with `{'`, `'.join(rem.add_features)}`",
-                                    f"{pkg.name} {pkg.id.version} has no `{'`, `'.join(missing)}`"))
-                continue
-            note = " ".join(n for n in (rule.notes, rem.notes) if n)
-            specs.append(("rule", rem.add_features, rem.remove_features, rem.default_features, note))
+    available, unavailable = _rule_remedies(rules, pkg, "rustls", "switch to rustls with")
+    for rule, rem in available:
+        note = " ".join(n for n in (rule.notes, rem.notes) if n)
+        specs.append(("rule", rem.add_features, rem.remove_features, rem.default_features, note))
     if not specs:
-        for f in _rustls_features(pkg):
+        for f in rustls_features(pkg):
             specs.append(("discovered", (f,), (), None, ""))
     out = []
     for source, add, remove_extra, df_rule, note in specs:
@@ -875,7 +856,7 @@ def sys_dep_edits(res: Resolution, members, choice: PkgId, feature: str, display
 def _mistakes(p: _Point, res: Resolution, rules) -> list[str]:
     """The common mistake: a rustls feature asked for while default features keep native-tls."""
     pkg = _pkg(res, p.crate)
-    rustls_names = set(_rustls_features(pkg))
+    rustls_names = set(rustls_features(pkg))
     for rule in rules_for(rules, pkg.name, pkg.id.version):
         rustls_names |= {f for rem in rule.remedies if rem.kind == "rustls" for f in rem.add_features}
     asked = [f for f in p.dep.features if f in rustls_names or "rustls" in f]
@@ -914,7 +895,7 @@ def _remedy_features(pkg: Package, rules) -> list[str]:
            for f in rem.add_features[:1] if all(x in pkg.features for x in rem.add_features)]
     out += [f for f in sorted(pkg.features) if f not in pkg.implicit_features and not f.startswith("_")
             and ("vendored" in f or f == "static-ssl")]
-    out += _rustls_features(pkg)
+    out += rustls_features(pkg)
     return list(dict.fromkeys(out))
 
 

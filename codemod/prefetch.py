@@ -43,12 +43,12 @@ def remedy_features(direct: Iterable[str], load_rules: Callable) -> Callable:
 
 
 def _tls_features(pkg) -> set[str]:
-    """The features of one package a remedy would turn on, as the planner finds them: the two
-    best-named features that bring in a crate named like rustls, and `vendored`-like features
-    (those asking a dependency for `vendored`, within the package's own feature table)."""
-    rustls = {d.name for d in pkg.deps if "rustls" in d.package}
+    """The features of one package a remedy would turn on, as the planner finds them: the
+    features that bring in a crate named like rustls (model.rustls_features), and `vendored`-like
+    features (those asking a dependency for `vendored`, within the package's own feature table)."""
+    from .model import rustls_features
 
-    def opens(name: str, goal) -> bool:
+    def opens_vendored(name: str) -> bool:
         todo, seen = [name], set()
         while todo:
             f = todo.pop()
@@ -58,15 +58,12 @@ def _tls_features(pkg) -> set[str]:
             for fv in pkg.features.get(f, ()):
                 if fv[0] == "feat":
                     todo.append(fv[1])
-                elif goal(fv):
+                elif fv[0] == "depfeat" and fv[2] == "vendored":
                     return True
         return False
 
     names = [f for f in pkg.features if f not in pkg.implicit_features and not f.startswith("_")]
-    brings = [f for f in names if opens(f, lambda fv: fv[1] in rustls and (fv[0] == "dep" or not fv[3]))]
-    rank = {"rustls-tls": 0, "rustls": 1}
-    out = set(sorted(brings, key=lambda n: (rank.get(n, 2), len(n), n))[:2])
-    out |= {f for f in names if opens(f, lambda fv: fv[0] == "depfeat" and fv[2] == "vendored")}
+    out = set(rustls_features(pkg)) | {f for f in names if opens_vendored(f)}
     if "vendored" in pkg.features:
         out.add("vendored")
     return out

@@ -274,6 +274,17 @@ def test_sasl_scram_fixes_sasl_and_openssl(registry, tmp_path):
     assert doc["status"] == "would-fix" and doc["plan"]
 
 
+def _assert_cargo_tree_has(proj, home, crate: str, target: str, chain) -> None:
+    """Every package and feature of our chain is in `cargo tree -i <crate> -e features`."""
+    tree = _cargo(proj, home, "tree", "-i", crate, "-e", "features,normal", "--target", target)
+    assert tree.returncode == 0, tree.stderr
+    for step in chain:
+        name, _, feature = step.partition(" [")
+        assert f"{name} v" in tree.stdout, (step, tree.stdout)
+        if feature:
+            assert f'{name} feature "{feature[:-1]}"' in tree.stdout, (step, tree.stdout)
+
+
 @pytest.mark.parametrize("deps,target,crate,chain,status", [
     ('zstd = { version = "0.13", features = ["pkg-config"] }', MUSL, "zstd-sys",
      ["app", "zstd", "zstd-safe", "zstd-sys"], "unfixable"),
@@ -295,14 +306,7 @@ def test_every_entry_reports_its_chain(deps, target, crate, chain, status, regis
     assert b["static"] is False and b["status"] == status, b
     assert [c["chains"][0] for c in b["culprits"]] == [chain]
     if shutil.which("cargo"):
-        home = cargo_home(tmp_path, registry)
-        tree = _cargo(proj, home, "tree", "-i", crate, "-e", "features,normal", "--target", target)
-        assert tree.returncode == 0, tree.stderr
-        for step in chain:
-            name, _, feature = step.partition(" [")
-            assert f"{name} v" in tree.stdout, (step, tree.stdout)
-            if feature:
-                assert f'{name} feature "{feature[:-1]}"' in tree.stdout, (step, tree.stdout)
+        _assert_cargo_tree_has(proj, cargo_home(tmp_path, registry), crate, target, chain)
 
 
 def test_zstd_pkg_config_has_no_remedy_but_says_why(registry, tmp_path):
@@ -386,13 +390,7 @@ def _cargo(proj: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
 def test_chains_agree_with_cargo_tree_and_plans_hold(deps, target, crate, libs, chain, kind, edit, registry, tmp_path):
     proj = _project(tmp_path, deps)
     home = cargo_home(tmp_path, registry)
-    before = _cargo(proj, home, "tree", "-i", crate, "-e", "features,normal", "--target", target)
-    assert before.returncode == 0, before.stderr
-    for step in chain:
-        name, _, feature = step.partition(" [")
-        assert f"{name} v" in before.stdout, (step, before.stdout)
-        if feature:
-            assert f'{name} feature "{feature[:-1]}"' in before.stdout, (step, before.stdout)
+    _assert_cargo_tree_has(proj, home, crate, target, chain)
     b = _blocker(_json(proj, registry, "--target", target), crate)
     static = set(edit[1]) if kind == "static-dep" else None
     # apply the plan as written, then ask cargo how the sys crate is built
