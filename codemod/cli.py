@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("Registry")
     g.add_argument("--index-url", default=None, metavar="URL",
                    help="registry index: https://…, sparse+https://…, or a directory (default: https://index.crates.io/)")
-    g.add_argument("-j", "--jobs", type=int, default=16, metavar="N", help="index requests in flight at once (default: 16)")
+    g.add_argument("-j", "--jobs", type=int, default=32, metavar="N", help="index requests in flight at once (default: 32)")
     g.add_argument("--offline", action="store_true", help="no network: read cargo's own index cache ($CARGO_HOME/registry/index)")
     g.add_argument("--locked", action="store_true", help="use only versions in Cargo.lock; fail if a crate is not locked")
     g.add_argument("--frozen", action="store_true", help="--offline and --locked")

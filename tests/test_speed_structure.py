@@ -257,9 +257,9 @@ def test_the_archives_the_proc_macro_check_reads_are_started_in_the_wave(tmp_pat
     shutil.copytree(ROOT / "examples" / "hello", proj)
     (proj / "Cargo.lock").unlink()
     started, asked = [], []
-    real_prefetch, real_ask = crates.CrateManifests.prefetch, crates.CrateManifests.proc_macro
+    real_prefetch, real_ask = crates.CrateManifests.prefetch, crates.CrateManifests.proc_macros
     monkeypatch.setattr(crates.CrateManifests, "prefetch", lambda self, ref: started.append(ref) or real_prefetch(self, ref))
-    monkeypatch.setattr(crates.CrateManifests, "proc_macro", lambda self, ref: asked.append(ref) or real_ask(self, ref))
+    monkeypatch.setattr(crates.CrateManifests, "proc_macros", lambda self, refs: asked.extend(refs) or real_ask(self, refs))
     code = cli.main(["--explain", "--format", "json", "--blocker", "openssl-sys", str(proj), "--index-url", seed_server.index_url])
     assert code == 0
     json.loads(capsys.readouterr().out)
@@ -327,3 +327,56 @@ def test_a_clean_project_does_not_import_networkx(tmp_path, lock):
     out, tail = r.stdout.rsplit("\nNETWORKX ", 1)
     assert json.loads(out)["status"] == "clean", r.stderr
     assert tail.split(" CODE ")[0] == "False", r.stderr
+
+
+# -- a warm run reads its cached files in the calling thread --------------------------------------
+
+def test_a_warm_run_reads_cached_files_and_answers_without_worker_threads(tmp_path, monkeypatch, capsys, seed_server):
+    """Cached index files and cached proc-macro answers are read where they are asked for: handing
+    them to a thread pool costs more than reading them (the workers take turns for the
+    interpreter). The warm answer is the cold one, and no request is made."""
+    import concurrent.futures
+
+    from codemod import cli
+    from codemod.registry import index as index_mod
+
+    monkeypatch.setenv("CARGO_STATIC_FIX_NO_MEMO", "1")
+    monkeypatch.setenv("CARGO_STATIC_FIX_CACHE_DIR", str(tmp_path / "cache"))
+    proj = tmp_path / "hello"
+    shutil.copytree(ROOT / "examples" / "hello", proj)
+    (proj / "Cargo.lock").unlink()
+    argv = ["--explain", "--format", "json", "-v", str(proj), "--index-url", seed_server.index_url]
+    assert cli.main(argv) == 0
+    cold = capsys.readouterr()
+    assert re.search(r" [1-9]\d* HTTP requests", cold.err), cold.err
+
+    class NoPool:
+        def __init__(self, *a, **k):
+            raise AssertionError("a thread pool for answers the cache holds")
+
+    monkeypatch.setattr(index_mod, "ThreadPoolExecutor", NoPool)
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", NoPool)
+    assert cli.main(argv) == 0
+    warm = capsys.readouterr()
+    assert " 0 HTTP requests" in warm.err, warm.err
+    assert json.loads(warm.out) == json.loads(cold.out)
+
+
+def test_a_stale_or_missing_cache_entry_still_goes_to_the_network(tmp_path):
+    from codemod.registry.cache import HttpCache
+    from codemod.registry.index import MISS, open_index
+
+    srv = Server(ROOT / "examples" / "registry")
+    try:
+        idx = open_index(srv.index_url, cache=HttpCache(tmp_path / "cache"))
+        assert idx.source.at_hand("reqwest") is MISS           # nothing cached yet
+        idx.fetch_many(["reqwest"])
+        assert idx.requests >= 1 and idx.get("reqwest")
+        again = open_index(srv.index_url, cache=HttpCache(tmp_path / "cache"))
+        assert [p.id for p in again.source.at_hand("reqwest")] == [p.id for p in idx.get("reqwest")]
+        stale = open_index(srv.index_url, cache=HttpCache(tmp_path / "cache", ttl=0), speculate="off")
+        assert stale.source.at_hand("reqwest") is MISS          # too old to use without asking
+        stale.fetch_many(["reqwest"])
+        assert stale.requests == 1 and [p.id for p in stale.get("reqwest")] == [p.id for p in idx.get("reqwest")]
+    finally:
+        srv.close()

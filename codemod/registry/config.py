@@ -172,7 +172,7 @@ def _registry_name(config, url: str) -> str | None:
 
 
 def open_registry(project_dir: Path, *, index_url: str | None = None, offline: bool = False, cache=None,
-                  refresh: bool = False, jobs: int = 16, speculate: str = "features") -> MultiIndex:
+                  refresh: bool = False, jobs: int = 32, speculate: str = "features") -> MultiIndex:
     from .index import DEFAULT_INDEX, IndexSource, MultiIndex, open_index, with_crates
     from .sources import CargoCacheSource, cargo_cache_dirs
 

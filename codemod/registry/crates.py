@@ -276,10 +276,21 @@ class CrateManifests:
         return answer
 
     def proc_macros(self, refs: list[CrateRef]) -> dict[CrateRef, bool | None]:
-        """Several crates at once, in parallel (one round of downloads)."""
-        if len(refs) <= 1:
-            return {r: self.proc_macro(r) for r in refs}
+        """Several crates at once: what the cache of answers has, read here; the rest in parallel
+        (one round of downloads)."""
+        answers: dict[CrateRef, bool | None] = {}
+        rest = []
+        for r in refs:
+            cached = self._cached(r)
+            if cached is None:
+                rest.append(r)
+            else:
+                answers[r] = None if cached is UNREADABLE else cached
+        if len(rest) <= 1:
+            answers.update((r, self.proc_macro(r)) for r in rest)
+            return answers
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(refs)))) as pool:
-            return dict(zip(refs, pool.map(self.proc_macro, refs)))
+        with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(rest)))) as pool:
+            answers.update(zip(rest, pool.map(self.proc_macro, rest)))
+        return answers

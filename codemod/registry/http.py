@@ -410,6 +410,16 @@ class HttpFetcher:
             return cached.body, url
         return self._fetch(url, cached), url
 
+    def read_cached(self, rel: str) -> tuple[str | None, str] | None:
+        """`read`'s answer when a fresh cache entry gives it, else None (no request is made)."""
+        if self.cache is None or self.refresh:
+            return None
+        url = self.base + rel
+        cached = self.cache.get(url)
+        if cached is None or not cached.fresh(self.cache.ttl):
+            return None
+        return cached.body, url
+
     # -- the session ----------------------------------------------------------------------------
 
     def _get_session(self):

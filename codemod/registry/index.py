@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import deque
 from dataclasses import replace
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -18,6 +19,8 @@ from ..errors import RegistryError
 from ..model import BUILD, DEV, NORMAL, Dep, Package, PkgId, build_feature_map
 from ..proc_macros import is_proc_macro
 from ..semver import parse_version
+
+MISS = object()      # a source's `at_hand` answer: not without the network
 
 __all__ = ["IndexSource", "MultiIndex", "open_index", "parse_index_file", "parse_index_line", "index_path"]
 
@@ -99,7 +102,7 @@ class IndexSource:
     ``fetch_many`` loads several files at once; ``get`` answers only what is loaded (the
     resolver asks for what it lacks, and the caller fetches a whole level in one go)."""
 
-    def __init__(self, source, jobs: int = 16, speculate: str = "features"):
+    def __init__(self, source, jobs: int = 32, speculate: str = "features"):
         self.source = source
         self.jobs = jobs
         # After a file arrives, fetch what its newest version will need without waiting for the
@@ -218,39 +221,67 @@ class IndexSource:
             self.files += len(todo)
             return
         asked = {n: set(f) for n, f in wants.items()}
-        pool = ThreadPoolExecutor(max_workers=self.jobs)
+        # Files the source has at hand (a fresh cache entry, a local file) are read here, in this
+        # thread: handing them to the pool costs more than reading them (the workers contend for
+        # the interpreter). Only what needs the network goes to the pool.
+        at_hand = getattr(self.source, "at_hand", None)
+        pool: ThreadPoolExecutor | None = None
+        pending: dict = {}
+        ready: deque = deque()
         finished = False
+
+        def start(name: str) -> None:
+            nonlocal pool
+            try:
+                result = at_hand(name) if at_hand is not None else MISS
+            except Exception as e:          # noqa: BLE001 - judged below, as a worker's error is
+                result = e
+            if result is not MISS:
+                ready.append((name, result))
+                return
+            if pool is None:
+                pool = ThreadPoolExecutor(max_workers=self.jobs)
+            pending[pool.submit(self.source.fetch, name)] = name
+
+        def arrived(name: str, result) -> None:
+            if isinstance(result, Exception):
+                if name in todo:
+                    raise result
+                return                      # a speculative fetch that failed is simply not used
+            self._data[name] = result
+            self.files += 1
+            follow(name)
+
+        def follow(name: str) -> None:
+            likely = self._likely_deps(self._data.get(name), asked.get(name, {"default"}))
+            if self.on_arrival is not None:
+                self.on_arrival(name, self._speculated(self._data.get(name)), [d for d, _ in likely])
+            for dep, feats in likely:
+                grew = not feats <= asked.get(dep, set())
+                asked.setdefault(dep, set()).update(feats)
+                if dep not in seen:
+                    seen.add(dep)
+                    start(dep)
+                elif grew and self._data.get(dep) is not None:
+                    follow(dep)         # new features asked of a crate already here
+
         try:
-            pending = {pool.submit(self.source.fetch, n): n for n in todo}
             seen = set(todo) | set(self._data)
-
-            def follow(name: str) -> None:
-                likely = self._likely_deps(self._data.get(name), asked.get(name, {"default"}))
-                if self.on_arrival is not None:
-                    self.on_arrival(name, self._speculated(self._data.get(name)), [d for d, _ in likely])
-                for dep, feats in likely:
-                    grew = not feats <= asked.get(dep, set())
-                    asked.setdefault(dep, set()).update(feats)
-                    if dep not in seen:
-                        seen.add(dep)
-                        pending[pool.submit(self.source.fetch, dep)] = dep
-                    elif grew and self._data.get(dep) is not None:
-                        follow(dep)         # new features asked of a crate already here
-
-            while pending:
-                # A bounded wait keeps Ctrl-C prompt in whichever thread waits here.
-                done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    name = pending.pop(fut)
-                    try:
-                        result = fut.result()
-                    except Exception:
-                        if name in todo:
-                            raise
-                        continue            # a speculative fetch that failed is simply not used
-                    self._data[name] = result
-                    self.files += 1
-                    follow(name)
+            for n in todo:
+                start(n)
+            while ready or pending:
+                while ready:
+                    arrived(*ready.popleft())
+                if pending:
+                    # A bounded wait keeps Ctrl-C prompt in whichever thread waits here.
+                    done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        name = pending.pop(fut)
+                        try:
+                            result = fut.result()
+                        except Exception as e:  # noqa: BLE001 - judged by `arrived`
+                            result = e
+                        arrived(name, result)
             finished = True
         except KeyboardInterrupt:
             cancel = getattr(self.source, "cancel", None)
@@ -260,7 +291,8 @@ class IndexSource:
         finally:
             # On an error, do not wait for speculative fetches still in flight: they end on
             # their own (at once when the host is down), and nobody needs their answer.
-            pool.shutdown(wait=finished, cancel_futures=not finished)
+            if pool is not None:
+                pool.shutdown(wait=finished, cancel_futures=not finished)
 
     def _speculated(self, versions: list[Package] | None) -> list[Package]:
         """The versions of a crate speculation follows: the locked ones, else the newest."""
@@ -404,7 +436,7 @@ class MultiIndex:
 CRATES_IO_NAMES = frozenset({"crates-io", "https://github.com/rust-lang/crates.io-index", "sparse+https://index.crates.io/"})
 
 
-def open_index(url: str | None, jobs: int = 16, cache=None, refresh: bool = False, speculate: str = "features",
+def open_index(url: str | None, jobs: int = 32, cache=None, refresh: bool = False, speculate: str = "features",
                settings=None, auth=None) -> IndexSource:
     """An index from a URL (`https://`, `sparse+https://`, `file:///`) or a directory path;
     ``settings`` (http.HttpSettings) and ``auth`` (http.RegistryAuth) apply to HTTP indexes."""

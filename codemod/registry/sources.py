@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ManifestError, RegistryError
 from ..model import Package
-from .index import index_path, parse_index_file, parse_index_line
+from .index import MISS, index_path, parse_index_file, parse_index_line
 
 
 class DirSource:
@@ -32,6 +32,8 @@ class DirSource:
             raise RegistryError(f"{p}: cannot read: {e}") from None
         return parse_index_file(text, str(p))
 
+    at_hand = fetch         # a local read: no reason to hand it to a thread
+
 
 class SparseSource:
     remote = True
@@ -50,6 +52,14 @@ class SparseSource:
 
     def fetch(self, name: str) -> list[Package] | None:
         text, where = self.fetcher.read(index_path(name))
+        return None if text is None else parse_index_file(text, where)
+
+    def at_hand(self, name: str):
+        """The crate's versions when a fresh cache entry has them, else MISS (no request made)."""
+        hit = self.fetcher.read_cached(index_path(name))
+        if hit is None:
+            return MISS
+        text, where = hit
         return None if text is None else parse_index_file(text, where)
 
 
@@ -81,6 +91,8 @@ class CargoCacheSource:
             if pkgs is not None:
                 return pkgs
         return None
+
+    at_hand = fetch         # a local read: no reason to hand it to a thread
 
 
 def parse_cargo_cache(data: bytes, where: str) -> list[Package] | None:
@@ -156,6 +168,8 @@ class VendorSource:
         if self._by_name is None:
             self._by_name = self._scan()
         return self._by_name.get(name.lower())
+
+    at_hand = fetch         # a local read: no reason to hand it to a thread
 
 
 def _vendored_checksum(d: Path) -> str | None:
