@@ -23,6 +23,8 @@ class AnalysisError(CodemodError):
 
 @dataclass(frozen=True)
 class Culprit:
+    """A direct dependency through which the blocker is built, and the chains that show how."""
+
     package: str                       # the workspace package whose dependency it is
     dependency: str                    # name as written in its manifest
     crate: str                         # the real crate name
@@ -41,6 +43,8 @@ class Culprit:
 
 @dataclass(frozen=True)
 class Analysis:
+    """What one resolution builds of the blocker for the target, and who pulls it in."""
+
     blocker: str
     target: str
     blocker_versions: tuple[str, ...]     # versions built for the target

@@ -49,6 +49,8 @@ class SystemClause:
 
 @dataclass(frozen=True)
 class LibraryRemedy:
+    """A catalog remedy: features of the crate that build its library from source."""
+
     kind: str                      # static-dep
     add_features: tuple[str, ...]
     notes: str = ""
@@ -60,6 +62,8 @@ class LibraryRemedy:
 
 @dataclass(frozen=True)
 class Library:
+    """A catalog entry: a -sys crate's versions, when they link the system library, and the remedies."""
+
     crate: str
     library: str
     versions: str
@@ -195,6 +199,8 @@ def entry_for(catalog: list[Library], crate: str, version: str) -> Library | Non
 
 @dataclass(frozen=True)
 class UnitStatus:
+    """One target unit of a catalog crate: its version, features and the system clauses that hold."""
+
     version: str
     features: tuple[str, ...]
     entry: Library | None            # None: no catalog entry covers this version
@@ -207,6 +213,8 @@ class UnitStatus:
 
 @dataclass(frozen=True)
 class BlockerStatus:
+    """A catalog crate as the resolution builds it for the target, unit by unit."""
+
     crate: str
     library: str
     units: tuple[UnitStatus, ...]     # target units of the crate

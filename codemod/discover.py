@@ -90,6 +90,8 @@ class Group:
 
 @dataclass
 class Broken:
+    """A manifest found while discovering that cannot be read, and why."""
+
     manifest: Path
     error: str
 

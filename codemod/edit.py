@@ -36,6 +36,8 @@ _EDIT_KEYS = {"file", "table", "dependency", "add_features", "remove_features", 
 
 @dataclass(frozen=True)
 class Edit:
+    """One change to one dependency entry of one manifest."""
+
     file: str                                  # the manifest it changes
     table: str                                 # dependencies | dev-dependencies | build-dependencies | workspace.dependencies | target.<cfg>.dependencies
     dependency: str                            # the key as written

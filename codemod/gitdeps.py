@@ -28,6 +28,8 @@ class GitUnavailable(Exception):
 
 @dataclass(frozen=True)
 class GitRef:
+    """A git dependency's repository and the branch, tag or revision it asks for."""
+
     url: str
     branch: str | None = None
     tag: str | None = None

@@ -15,6 +15,8 @@ LockedId = tuple[str, str, str]
 
 @dataclass(frozen=True)
 class Lock:
+    """Cargo.lock's packages and the dependency edges between them."""
+
     packages: tuple[LockedId, ...] = ()
     deps: dict[LockedId, tuple[LockedId, ...]] = field(default_factory=dict)
 

@@ -232,6 +232,8 @@ def lock_graph(res) -> dict:
 
 @dataclass
 class _Block:
+    """One `[[package]]` block of Cargo.lock as the file writes it."""
+
     key: Key
     checksum: str | None
     written: list[str]       # the dependency strings as the file has them

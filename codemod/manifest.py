@@ -21,6 +21,8 @@ DEP_TABLES = (
 
 @dataclass(frozen=True)
 class Unanalysable:
+    """A dependency the analysis cannot follow (a git source it cannot read, ...), and why."""
+
     package: str
     dependency: str
     reason: str
@@ -31,6 +33,8 @@ class Unanalysable:
 
 @dataclass
 class Manifest:
+    """A Cargo.toml: its text, its parsed data and its dependencies."""
+
     path: Path                       # the Cargo.toml file
     text: str
     data: dict

@@ -65,6 +65,8 @@ def build_feature_map(
 
 @dataclass(frozen=True, slots=True)
 class PkgId:
+    """A package's identity: name and version, and a local package's directory."""
+
     name: str
     version: str
     path: str = ""   # a local package's directory; "" for a registry crate
@@ -75,6 +77,8 @@ class PkgId:
 
 @dataclass(frozen=True)
 class Package:
+    """One version of a crate (an index line, or a local manifest): dependencies and features."""
+
     id: PkgId
     deps: tuple[Dep, ...]
     features: dict[str, tuple[FeatureValue, ...]]

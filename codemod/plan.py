@@ -41,6 +41,8 @@ TLS_CRATES = frozenset({"native-tls", "rustls", "openssl", "openssl-sys"})
 
 @dataclass(frozen=True)
 class Remedy:
+    """A candidate fix: a kind, the edits that make it, and why it applies."""
+
     kind: str                      # vendored-feature | rustls | openssl-dep
     source: str                    # rule | discovered
     reason: str
@@ -78,6 +80,8 @@ class Considered:
 
 @dataclass
 class Plan:
+    """The planner's answer: a status, the remedies chosen and the new text of each changed file."""
+
     status: str                                    # clean | fixable | partial | unfixable
     remedies: tuple[Remedy, ...] = ()
     texts: dict[Path, str] = field(default_factory=dict)     # new contents of each changed file
@@ -129,6 +133,8 @@ class Build:
 
 @dataclass
 class Verdict:
+    """A check of candidate edits: the texts checked and the builds that still fail."""
+
     texts: dict[Path, str]
     failures: list[tuple[Build, str]]
     builds: list[Build] = field(default_factory=list, repr=False)
@@ -337,6 +343,8 @@ def make_plan(analysis: Analysis, ws, rules: list[Rule], checker: Checker, strat
 
 @dataclass
 class _Outcome:
+    """What the search found: the chosen combination and each candidate's status."""
+
     combo: tuple[Remedy, ...] = ()
     texts: dict[Path, str] | None = None
     status: dict = field(default_factory=dict)           # (point index | None, candidate index) -> (status, why)

@@ -53,6 +53,8 @@ class FeatureOpts:
 
 @dataclass(frozen=True)
 class ResolveInput:
+    """Everything one resolution reads: local packages, members, selection, lock, target."""
+
     locals: dict[str, Package]          # local packages by directory
     members: tuple[PkgId, ...]
     selected: tuple[PkgId, ...]
@@ -76,6 +78,8 @@ class ResolveInput:
 
 @dataclass
 class Resolution:
+    """Versions and features for one target, as cargo would build them."""
+
     input: ResolveInput
     opts: FeatureOpts
     packages: dict[PkgId, Package]

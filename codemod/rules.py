@@ -30,6 +30,8 @@ class RuleError(CodemodError):
 
 @dataclass(frozen=True)
 class RuleRemedy:
+    """One remedy of a rule: the features to add or remove, and the default-features switch."""
+
     kind: str
     add_features: tuple[str, ...] = ()
     remove_features: tuple[str, ...] = ()
@@ -48,6 +50,8 @@ class RuleRemedy:
 
 @dataclass(frozen=True)
 class Rule:
+    """What `rules/` says about a culprit crate's versions: the remedies it offers."""
+
     crate: str
     versions: str
     remedies: tuple[RuleRemedy, ...]

@@ -19,6 +19,8 @@ from .workspace import LoadCache, Workspace, load_workspace
 
 @dataclass(frozen=True)
 class Options:
+    """How a run analyses each manifest: target, blocker, features, selection, strategy."""
+
     target: str
     blocker: str = "openssl-sys"
     features: tuple[str, ...] = ()
@@ -44,6 +46,8 @@ class Options:
 
 @dataclass(frozen=True)
 class Result:
+    """One manifest analysed: its workspace, the analysis and the plan."""
+
     manifest: Path
     workspace: Workspace
     analysis: Analysis
@@ -451,6 +455,8 @@ class Job:
 
 @dataclass(frozen=True)
 class Failure:
+    """Manifests that could not be analysed, and the one-line error."""
+
     manifests: tuple[Path, ...]
     error: str
 
@@ -491,7 +497,6 @@ def _has_nested(d: Path) -> bool:
 def run_jobs(jobs: list[Job], opts: Options, index, workers: int = 4):
     """Analyse (and plan) each job, several at once; yields (job, Result | Failure) as each ends.
     The registry data is shared: each crate is fetched and parsed once for the whole run."""
-    from concurrent.futures import ThreadPoolExecutor, as_completed
     from dataclasses import replace
 
     from .errors import CodemodError
@@ -520,6 +525,8 @@ def run_jobs(jobs: list[Job], opts: Options, index, workers: int = 4):
         for j in jobs:
             yield j, one(j)
         return
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(one, j): j for j in jobs}
         for fut in as_completed(futures):

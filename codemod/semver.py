@@ -36,6 +36,8 @@ def _pre_key(pre: tuple[str, ...]) -> tuple:
 @total_ordering
 @dataclass(frozen=True, slots=True)
 class Version:
+    """A semver version, compared as cargo compares them."""
+
     major: int
     minor: int
     patch: int
@@ -86,6 +88,8 @@ _COMPARATOR = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Comparator:
+    """One comparator of a version requirement (`^1.2`, `>=0.9, <0.11`, ...)."""
+
     op: str  # one of = > >= < <= ~ ^ *
     major: int | None
     minor: int | None
@@ -152,6 +156,8 @@ def _cmp(a: Version, b: Version) -> int:
 
 @dataclass(frozen=True, slots=True)
 class VersionReq:
+    """A version requirement as cargo reads it: comparators that must all match."""
+
     text: str
     comparators: tuple[Comparator, ...]
 

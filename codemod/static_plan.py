@@ -144,6 +144,8 @@ def _static_dep_candidates(analysis: Analysis, ws, display, static, scope: str |
 
 @dataclass(frozen=True)
 class BlockerReport:
+    """Another catalog library the build links: its status, its chains and the plan for it."""
+
     crate: str
     library: str
     status: BlockerStatus              # on the first target

@@ -45,6 +45,8 @@ CRT_STATIC = ("target_feature", "crt-static")
 
 @dataclass(frozen=True)
 class Target:
+    """A target's cfg facts, as `rustc --print cfg` gives them for the flags in effect."""
+
     triple: str
     names: frozenset[str]                 # bare cfgs: unix, windows, debug_assertions, ...
     pairs: frozenset[tuple[str, str]]     # key="value" cfgs
@@ -117,6 +119,8 @@ def load_target(triple: str, rustflags: tuple[str, ...] = ()) -> Target:
 
 @dataclass(frozen=True)
 class _Flags:
+    """What rustflags change in cfg: debug assertions, target features, --cfg, panic strategy."""
+
     debug_assertions: bool
     features: tuple[tuple[str, bool], ...]      # (feature, on) in order
     cfgs: tuple[str | tuple[str, str], ...]

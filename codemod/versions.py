@@ -157,12 +157,16 @@ class _Conflict(Exception):
 
 @dataclass
 class _Step:
+    """One activation of the version search, and the steps that rejected candidates here."""
+
     origin: int                 # the step that activated the parent (-1: a workspace member)
     blockers: set[int]          # steps whose activations rejected candidates here
 
 
 @dataclass
 class _Frame:
+    """A package whose dependencies the version search is choosing, and how far it got."""
+
     parent: Package
     siblings: list              # (index, dep, candidates, features, uses_default), fewest candidates first
     origin: int

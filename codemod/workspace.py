@@ -20,6 +20,8 @@ CRATES_IO_URLS = ("https://github.com/rust-lang/crates.io-index", "sparse+https:
 
 @dataclass
 class Workspace:
+    """A workspace as cargo loads it: root, members, selection, resolver, packages, [patch]."""
+
     root: Manifest
     manifests: dict[Path, Manifest]            # every local package by directory (members and path deps)
     members: list[Path]                         # member directories, in a stable order

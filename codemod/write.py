@@ -38,6 +38,8 @@ class WriteError(CodemodError):
 
 @dataclass(frozen=True)
 class Change:
+    """One file of a fix: the bytes analysed and the bytes to write."""
+
     path: Path           # the file to replace
     old: bytes           # its bytes as analysed: the file must still hold exactly these
     new: bytes
@@ -221,6 +223,8 @@ class _SignalGuard:
 
 @dataclass
 class _Prepared:
+    """A change during the transaction: its temporary file, its backup, whether it was replaced."""
+
     change: Change
     real: Path
     tmp: Path | None = None

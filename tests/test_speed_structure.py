@@ -338,7 +338,6 @@ def test_a_warm_run_reads_cached_files_and_answers_without_worker_threads(tmp_pa
     import concurrent.futures
 
     from codemod import cli
-    from codemod.registry import index as index_mod
 
     monkeypatch.setenv("CARGO_STATIC_FIX_NO_MEMO", "1")
     monkeypatch.setenv("CARGO_STATIC_FIX_CACHE_DIR", str(tmp_path / "cache"))
@@ -354,7 +353,6 @@ def test_a_warm_run_reads_cached_files_and_answers_without_worker_threads(tmp_pa
         def __init__(self, *a, **k):
             raise AssertionError("a thread pool for answers the cache holds")
 
-    monkeypatch.setattr(index_mod, "ThreadPoolExecutor", NoPool)
     monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", NoPool)
     assert cli.main(argv) == 0
     warm = capsys.readouterr()

@@ -35,6 +35,8 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Entry:
+    """A cached index file: its body (None: no such crate) and the headers to revalidate it."""
+
     body: str | None          # None: the registry answered "no such crate"
     etag: str | None
     last_modified: str | None

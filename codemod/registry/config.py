@@ -28,6 +28,8 @@ def cargo_home() -> Path:
 
 @dataclass(frozen=True)
 class Setting:
+    """A value from a cargo config file, and the directory its relative paths start from."""
+
     value: object
     base: Path        # paths in a config file are relative to the directory holding `.cargo/`
 

@@ -37,6 +37,8 @@ UNREADABLE_TTL = 3600.0
 
 @dataclass(frozen=True)
 class CrateRef:
+    """A published crate version, with the index checksum that pins its archive."""
+
     name: str
     version: str
     cksum: str | None

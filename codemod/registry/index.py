@@ -11,7 +11,6 @@ import os
 import threading
 from collections import deque
 from dataclasses import replace
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -225,7 +224,7 @@ class IndexSource:
         # thread: handing them to the pool costs more than reading them (the workers contend for
         # the interpreter). Only what needs the network goes to the pool.
         at_hand = getattr(self.source, "at_hand", None)
-        pool: ThreadPoolExecutor | None = None
+        pool = None                         # started for the first file that needs the network
         pending: dict = {}
         ready: deque = deque()
         finished = False
@@ -240,6 +239,8 @@ class IndexSource:
                 ready.append((name, result))
                 return
             if pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 pool = ThreadPoolExecutor(max_workers=self.jobs)
             pending[pool.submit(self.source.fetch, name)] = name
 
@@ -273,6 +274,8 @@ class IndexSource:
                 while ready:
                     arrived(*ready.popleft())
                 if pending:
+                    from concurrent.futures import FIRST_COMPLETED, wait
+
                     # A bounded wait keeps Ctrl-C prompt in whichever thread waits here.
                     done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
                     for fut in done:
