@@ -170,6 +170,7 @@ def entry() -> None:
     """The command's entry point: once the answer is out, leave without the interpreter's
     teardown (module and thread cleanup costs a noticeable share of a short run). Only here, never
     in `main`, which tests and other callers run in their own process."""
+    _FORK_WAVE[0] = True
     code = main()
     try:
         sys.stdout.flush()
@@ -352,55 +353,61 @@ def _run_remembered(args, argv: list[str]) -> int:
 
 _LAST_INDEX: dict = {}
 _LOADED: dict = {}
+_FORK_WAVE = [False]      # the command (`entry`) may run a cold wave in a child process (wave.py)
+
+
+def _wave(index, path: Path, targets: list[str], cold: bool, blocker: str, sent=None) -> None:
+    """The early fetch: the direct dependencies' index files, and through speculation
+    (registry/index.py, with the hints of prefetch.py) what they need, what the planner's remedies
+    need and, with a Cargo.lock, only the locked versions' dependencies for the target and the
+    host. Errors are left for the real resolution to report."""
+    import threading
+
+    try:
+        known = _LOADED.get("workspace")
+        if known is not None and known[0] == path:
+            ws = known[1]
+        else:
+            from .workspace import load_workspace
+
+            ws = load_workspace(path)
+        wants: dict[tuple, set[str]] = {}
+        for pkg in ws.packages.values():
+            for d in pkg.deps:
+                if d.source == "registry":
+                    feats = wants.setdefault((d.registry, d.package), set())
+                    feats.update(d.features)
+                    if d.default_features:
+                        feats.add("default")
+        _hint(index, ws, wants, targets)
+        if cold:
+            # A cold cache: the crate archives read for the proc-macro check will be
+            # downloaded too; learn where from (config.json) during the wave, and start
+            # reading them as soon as the wave shows which matter.
+            from .prefetch import ArchivePrefetch
+
+            for idx in _sources(index):
+                if idx.crates is not None:
+                    threading.Thread(target=idx.crates.prepare, daemon=True).start()
+                    if idx.crates.fetcher is not None:
+                        idx.on_arrival = ArchivePrefetch(idx.crates, blocker)
+        if sent is not None:
+            sent.set()
+        index.fetch_many(wants)
+    except Exception:
+        pass
+    finally:
+        if sent is not None:
+            sent.set()
 
 
 def _early_fetch(index, path: Path, targets: list[str], cold: bool = False, blocker: str = "openssl-sys"):
-    """Start fetching while the rest of the tool loads, so the network waits and the imports
-    overlap: the direct dependencies' index files, and through speculation (registry/index.py,
-    with the hints of prefetch.py) what they need, what the planner's remedies need and, with a
-    Cargo.lock, only the locked versions' dependencies for the target and the host. Errors are
-    left for the real resolution to report."""
+    """Start the wave (`_wave`) in a thread while the rest of the tool loads, so the network
+    waits and the imports overlap."""
     import threading
 
     sent = threading.Event()
-
-    def work():
-        try:
-            known = _LOADED.get("workspace")
-            if known is not None and known[0] == path:
-                ws = known[1]
-            else:
-                from .workspace import load_workspace
-
-                ws = load_workspace(path)
-            wants: dict[tuple, set[str]] = {}
-            for pkg in ws.packages.values():
-                for d in pkg.deps:
-                    if d.source == "registry":
-                        feats = wants.setdefault((d.registry, d.package), set())
-                        feats.update(d.features)
-                        if d.default_features:
-                            feats.add("default")
-            _hint(index, ws, wants, targets)
-            if cold:
-                # A cold cache: the crate archives read for the proc-macro check will be
-                # downloaded too; learn where from (config.json) during the wave, and start
-                # reading them as soon as the wave shows which matter.
-                from .prefetch import ArchivePrefetch
-
-                for idx in _sources(index):
-                    if idx.crates is not None:
-                        threading.Thread(target=idx.crates.prepare, daemon=True).start()
-                        if idx.crates.fetcher is not None:
-                            idx.on_arrival = ArchivePrefetch(idx.crates, blocker)
-            sent.set()
-            index.fetch_many(wants)
-        except Exception:
-            pass
-        finally:
-            sent.set()
-
-    t = threading.Thread(target=work, daemon=True)
+    t = threading.Thread(target=_wave, args=(index, path, targets, cold, blocker, sent), daemon=True)
     t.start()
     # The main thread's imports would compete for the interpreter with the HTTP client's import
     # and the first requests: let those go out first (the rest of the tool loads while the
@@ -476,12 +483,17 @@ def _hint(index, ws, wants: dict, targets: list[str]) -> None:
 def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     from .targets import DEFAULT_TARGET, load_target, probe_host_soon
 
-    probe_host_soon()
-
     paths = list(args.paths) + list(args.manifest_path) or [Path(".")]
     targets = args.target or [DEFAULT_TARGET]
     for t in targets:
         load_target(t)
+    if _FORK_WAVE[0]:
+        from .wave import may_fork
+
+        if may_fork():
+            from .registry import http
+
+            http.IMPORT_SOON[0] = False     # the child imports the HTTP client, not this process
     index = _open_registry(args, paths[0])
     if "workspace" not in _LOADED and (paths[0].suffix == ".toml" or (paths[0] / "Cargo.toml").is_file()):
         try:                             # (a remembered-answer check has read it already)
@@ -491,41 +503,54 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
         except CodemodError:
             pass                         # the run itself reports it
     cold = _network_likely(index)
-    if cold:
-        import threading
-
-        from .registry.http import preload
-
-        threading.Thread(target=preload, daemon=True).start()      # while the fetch is prepared
     if keep_index:
         _LAST_INDEX["index"] = index
     blocker, blockers = _blockers(args.blocker)
-    early = _early_fetch(index, paths[0], targets, cold, blocker)
-    from .report import batch_entries, failure_entries, summary_line
-    from .run import Failure, Options, display_path, plan_jobs, run_jobs
+    early = None
+    if cold and _FORK_WAVE[0]:
+        from .wave import forked_wave
 
-    features = tuple(f for chunk in args.features for f in chunk.replace(",", " ").split())
-    opts = Options(target=targets[0], extra_targets=tuple(targets[1:]), blocker=blocker, blockers=blockers,
-                   blockers_named=bool(blockers) and args.blocker.strip() != "all", features=features,
-                   all_features=args.all_features, no_default_features=args.no_default_features, dev=args.dev,
-                   workspace=args.workspace, packages=tuple(args.package), strategy=args.strategy,
-                   locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude),
-                   lock="off" if args.explain else "keep" if args.no_update_lock else "update",
-                   lock_writer=os.environ.get("CARGO_STATIC_FIX_LOCK_WRITER") or ("builtin" if args.index_url else "auto"),
-                   offline=args.offline or args.frozen, cache_dir=args.cache_dir,
-                   locked_flag="--frozen" if args.frozen else "--locked",
-                   partial=args.partial)
-    jobs, failures = plan_jobs(paths)
-    if not jobs and not failures:
-        raise CodemodError(f"no Cargo.toml to analyse in {', '.join(f'`{p}`' for p in paths)}")
-    if cold or (early.is_alive() and _lock_names_a_blocker(blocker, blockers)):
-        # The network (or, warm, the reading of the cached index files) answers for a while yet:
-        # load what the analysis and the planner use now rather than after it. A warm run does
-        # so only when Cargo.lock names a blocker, since a project that builds none needs neither.
-        import networkx  # noqa: F401
+        early = forked_wave(_sources(index), lambda forked: _wave(index, paths[0], targets, forked, blocker))
+    probe_host_soon()                   # (after a fork: the child starts with this one thread)
+    if early is None:
+        if cold:
+            import threading
 
-        from . import plan  # noqa: F401
-    early.join()
+            from .registry.http import preload
+
+            threading.Thread(target=preload, daemon=True).start()      # while the fetch is prepared
+        early = _early_fetch(index, paths[0], targets, cold, blocker)
+    try:
+        from .report import batch_entries, failure_entries, summary_line
+        from .run import Failure, Options, display_path, plan_jobs, run_jobs
+
+        features = tuple(f for chunk in args.features for f in chunk.replace(",", " ").split())
+        opts = Options(target=targets[0], extra_targets=tuple(targets[1:]), blocker=blocker, blockers=blockers,
+                       blockers_named=bool(blockers) and args.blocker.strip() != "all", features=features,
+                       all_features=args.all_features, no_default_features=args.no_default_features, dev=args.dev,
+                       workspace=args.workspace, packages=tuple(args.package), strategy=args.strategy,
+                       locked=args.locked or args.frozen, scope=SCOPES.get(args.scope), exclude=tuple(args.exclude),
+                       lock="off" if args.explain else "keep" if args.no_update_lock else "update",
+                       lock_writer=os.environ.get("CARGO_STATIC_FIX_LOCK_WRITER") or ("builtin" if args.index_url else "auto"),
+                       offline=args.offline or args.frozen, cache_dir=args.cache_dir,
+                       locked_flag="--frozen" if args.frozen else "--locked",
+                       partial=args.partial)
+        jobs, failures = plan_jobs(paths)
+        if not jobs and not failures:
+            raise CodemodError(f"no Cargo.toml to analyse in {', '.join(f'`{p}`' for p in paths)}")
+        if cold or (early.is_alive() and _lock_names_a_blocker(blocker, blockers)):
+            # The network (or, warm, the reading of the cached index files) answers for a while yet:
+            # load what the analysis and the planner use now rather than after it. A warm run does
+            # so only when Cargo.lock names a blocker, since a project that builds none needs neither.
+            import networkx  # noqa: F401
+            import tomlkit  # noqa: F401
+
+            from . import plan  # noqa: F401
+        early.join()
+    except BaseException:
+        if hasattr(early, "cancel"):
+            early.cancel()              # a child process fetching for a run that ends here
+        raise
     started = time.perf_counter()
 
     writing = not (args.explain or args.dry_run or args.check)

@@ -252,6 +252,12 @@ class CrateManifests:
 
         threading.Thread(target=work, name="csf-archive", daemon=True).start()
 
+    def wait_prefetched(self) -> None:
+        """Until the reads `prefetch` started have ended (each within the HTTP timeout)."""
+        timeout = self.fetcher.timeout if self.fetcher is not None else 30
+        for done in list(self._ahead.values()):
+            done.wait(timeout)
+
     def proc_macro(self, ref: CrateRef) -> bool | None:
         ahead = self._ahead.get(ref)
         if ahead is not None:

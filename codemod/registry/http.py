@@ -278,7 +278,13 @@ def _net():
         return _classes
 
 
+IMPORT_SOON = [True]      # off when a cold run's wave may go to a child process (wave.py): no thread before the fork
+
+
 def _import_soon() -> None:
+    if not IMPORT_SOON[0]:
+        return
+
     def work():
         try:
             _net()

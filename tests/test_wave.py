@@ -1,0 +1,151 @@
+"""A cold run's wave in a child process (codemod/wave.py): the same answer and counters as the
+thread, a dead registry tried once, Ctrl-C ending both processes, nothing left running.
+
+The child is forked only by the command itself (cli.entry), so these tests run the command in a
+subprocess, through a wrapper that records each fork in a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from functools import partial
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from fixture_registry import Server, _Handler
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the wave runs in a child process on Linux only")
+
+WRAPPER = """
+import os, sys
+real = os.fork
+def counted():
+    pid = real()
+    if pid:
+        with open(os.environ["FORK_LOG"], "a") as f:
+            f.write(f"{pid}\\n")
+    return pid
+os.fork = counted
+from codemod.cli import entry
+entry()
+"""
+
+
+def _run(args, tmp: Path, mode: str, **kw):
+    log = tmp / f"forks-{mode}"
+    env = dict(os.environ, CARGO_STATIC_FIX_WAVE=mode, FORK_LOG=str(log), CARGO_STATIC_FIX_NO_MEMO="1",
+               CARGO_STATIC_FIX_CACHE_DIR=str(tmp / f"cache-{mode}"), CARGO_HOME=str(tmp / "no-cargo-home"),
+               CARGO_NET_RETRY="0")
+    r = subprocess.run([sys.executable, "-c", WRAPPER, *args], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120, **kw)
+    forks = log.read_text().split() if log.exists() else []
+    return r, forks
+
+
+def _alive(pids) -> list[str]:
+    return [p for p in pids if Path(f"/proc/{p}").exists()]
+
+
+def _project(tmp: Path) -> Path:
+    proj = tmp / "hello"
+    shutil.copytree(ROOT / "examples" / "hello", proj)
+    (proj / "Cargo.lock").unlink()
+    return proj
+
+
+def test_the_child_process_gives_the_threads_answer_and_counters(tmp_path, seed_server):
+    proj = _project(tmp_path)
+    args = ["--explain", "--format", "json", "-v", str(proj), "--index-url", seed_server.index_url]
+    runs = {mode: _run(args, tmp_path, mode) for mode in ("thread", "process")}
+    (thread, thread_forks), (child, child_forks) = runs["thread"], runs["process"]
+    assert thread.returncode == child.returncode == 0, (thread.stderr, child.stderr)
+    assert thread_forks == [] and len(child_forks) == 1
+    assert not _alive(child_forks)
+    assert json.loads(child.stdout) == json.loads(thread.stdout)
+
+    def counters(err: str) -> str:      # files, requests, round trips, proc macros; not the time
+        line = next(ln for ln in err.splitlines() if ln.startswith("index "))
+        return line.rsplit(";", 1)[0]
+
+    assert counters(child.stderr) == counters(thread.stderr)
+    assert " 0 HTTP requests" not in counters(child.stderr)
+
+
+class _Failing(_Handler):
+    """Every request answers 500: the registry is down."""
+    asked: list[str] = []
+
+    def do_GET(self):
+        _Failing.asked.append(self.path)
+        self.send_response(500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class _Slow(_Handler):
+    """Answers after a long pause, so a run is still in its wave when the test acts."""
+    asked = threading.Event()
+
+    def do_GET(self):
+        _Slow.asked.set()
+        time.sleep(5)
+        super().do_GET()
+
+
+def _serve(handler, root: Path):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"sparse+http://127.0.0.1:{httpd.server_address[1]}/index/"
+
+
+def test_a_dead_registry_is_asked_once_and_reported_as_the_thread_reports_it(tmp_path):
+    proj = _project(tmp_path)
+    httpd, url = _serve(_Failing, tmp_path)
+    try:
+        outcome = {}
+        for mode in ("thread", "process"):
+            _Failing.asked.clear()
+            r, forks = _run(["--explain", str(proj), "--index-url", url], tmp_path, mode)
+            outcome[mode] = (r.returncode, r.stderr.strip().splitlines()[-1], sorted(_Failing.asked), forks)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    (t_code, t_err, t_asked, t_forks), (c_code, c_err, c_asked, c_forks) = outcome["thread"], outcome["process"]
+    assert t_code == c_code != 0
+    assert "HTTP 500" in c_err and c_err.replace(url, "") == t_err.replace(url, "")
+    # the child's message reaches the parent, which does not ask the dead host again
+    assert c_asked == t_asked and t_forks == [] and len(c_forks) == 1
+    assert not _alive(c_forks)
+
+
+def test_ctrl_c_during_the_wave_ends_both_processes(tmp_path):
+    proj = _project(tmp_path)
+    httpd, url = _serve(_Slow, ROOT / "examples" / "registry")
+    log = tmp_path / "forks"
+    env = dict(os.environ, FORK_LOG=str(log), CARGO_STATIC_FIX_NO_MEMO="1",
+               CARGO_STATIC_FIX_CACHE_DIR=str(tmp_path / "cache"), CARGO_HOME=str(tmp_path / "no-cargo-home"))
+    try:
+        _Slow.asked.clear()
+        p = subprocess.Popen([sys.executable, "-c", WRAPPER, "--explain", str(proj), "--index-url", url],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        assert _Slow.asked.wait(60), "no request reached the registry"
+        os.killpg(p.pid, signal.SIGINT)            # what a terminal's Ctrl-C does
+        _out, _err = p.communicate(timeout=60)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    forks = log.read_text().split()
+    assert len(forks) == 1
+    assert p.returncode == 130
+    assert not _alive(forks)
