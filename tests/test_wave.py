@@ -99,7 +99,10 @@ class _Slow(_Handler):
     def do_GET(self):
         _Slow.asked.set()
         time.sleep(5)
-        super().do_GET()
+        try:
+            super().do_GET()
+        except OSError:
+            pass                # the client is gone (interrupted): nobody reads this answer
 
 
 def _serve(handler, root: Path):
@@ -116,7 +119,8 @@ def test_a_dead_registry_is_asked_once_and_reported_as_the_thread_reports_it(tmp
         for mode in ("thread", "process"):
             _Failing.asked.clear()
             r, forks = _run(["--explain", str(proj), "--index-url", url], tmp_path, mode)
-            outcome[mode] = (r.returncode, r.stderr.strip().splitlines()[-1], sorted(_Failing.asked), forks)
+            index_files = sorted(a for a in _Failing.asked if not a.endswith("/config.json"))   # (asked aside, racily)
+            outcome[mode] = (r.returncode, r.stderr.strip().splitlines()[-1], index_files, forks)
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -124,7 +128,7 @@ def test_a_dead_registry_is_asked_once_and_reported_as_the_thread_reports_it(tmp
     assert t_code == c_code != 0
     assert "HTTP 500" in c_err and c_err.replace(url, "") == t_err.replace(url, "")
     # the child's message reaches the parent, which does not ask the dead host again
-    assert c_asked == t_asked and t_forks == [] and len(c_forks) == 1
+    assert c_asked == t_asked and c_asked and t_forks == [] and len(c_forks) == 1
     assert not _alive(c_forks)
 
 
