@@ -62,7 +62,7 @@ class Counting(_Handler):
 
 
 class FairServer(ThreadingHTTPServer):
-    request_queue_size = 128        # listen backlog: 16 connections at once are not refused
+    request_queue_size = 128        # listen backlog: 32 connections at once are not refused
     daemon_threads = True
 
 

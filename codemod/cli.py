@@ -505,22 +505,25 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     cold = _network_likely(index)
     if keep_index:
         _LAST_INDEX["index"] = index
-    blocker, blockers = _blockers(args.blocker)
     early = None
     if cold and _FORK_WAVE[0]:
         from .wave import forked_wave
 
-        early = forked_wave(_sources(index), lambda forked: _wave(index, paths[0], targets, forked, blocker))
-    probe_host_soon()                   # (after a fork: the child starts with this one thread)
-    if early is None:
-        if cold:
-            import threading
-
-            from .registry.http import preload
-
-            threading.Thread(target=preload, daemon=True).start()      # while the fetch is prepared
-        early = _early_fetch(index, paths[0], targets, cold, blocker)
+        # (the blockers are read on each side of the fork: the child's import of the HTTP client
+        # overlaps its reading of the catalog)
+        early = forked_wave(_sources(index), lambda forked: _wave(index, paths[0], targets, forked,
+                                                                  _blockers(args.blocker)[0]))
     try:
+        probe_host_soon()               # (after a fork: the child starts with this one thread)
+        blocker, blockers = _blockers(args.blocker)
+        if early is None:
+            if cold:
+                import threading
+
+                from .registry.http import preload
+
+                threading.Thread(target=preload, daemon=True).start()      # while the fetch is prepared
+            early = _early_fetch(index, paths[0], targets, cold, blocker)
         from .report import batch_entries, failure_entries, summary_line
         from .run import Failure, Options, display_path, plan_jobs, run_jobs
 
@@ -548,7 +551,7 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
             from . import plan  # noqa: F401
         early.join()
     except BaseException:
-        if hasattr(early, "cancel"):
+        if early is not None and hasattr(early, "cancel"):
             early.cancel()              # a child process fetching for a run that ends here
         raise
     started = time.perf_counter()

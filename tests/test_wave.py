@@ -153,3 +153,12 @@ def test_ctrl_c_during_the_wave_ends_both_processes(tmp_path):
     assert len(forks) == 1
     assert p.returncode == 130
     assert not _alive(forks)
+
+
+def test_an_error_after_the_fork_ends_the_child_and_reads_as_without_it(tmp_path, seed_server):
+    proj = _project(tmp_path)
+    args = ["--explain", "--blocker", ",", str(proj), "--index-url", seed_server.index_url]
+    (thread, thread_forks), (child, child_forks) = (_run(args, tmp_path, m) for m in ("thread", "process"))
+    assert thread.returncode == child.returncode != 0
+    assert child.stderr == thread.stderr and "--blocker needs a crate name" in child.stderr
+    assert thread_forks == [] and len(child_forks) == 1 and not _alive(child_forks)
