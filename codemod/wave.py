@@ -58,6 +58,7 @@ def forked_wave(sources: list, work):
 def _child(sources: list, work, fd: int) -> None:
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)     # Ctrl-C ends it at once, quietly
+        threading.Thread(target=_end_with_parent, args=(fd,), daemon=True).start()
         from .registry.http import preload
 
         threading.Thread(target=preload, daemon=True).start()      # while the fetch is prepared
@@ -76,6 +77,17 @@ def _child(sources: list, work, fd: int) -> None:
             data = data[os.write(fd, data):]
     except BaseException:         # noqa: BLE001 - the parent fetches and reports whatever is missing
         pass
+
+
+def _end_with_parent(fd: int) -> None:
+    """The parent gone without a word (killed, say) closes the pipe's only reading end: end too,
+    rather than fetch on for nobody."""
+    import select
+
+    poll = select.poll()
+    poll.register(fd, 0)        # the writing end of a pipe reports POLLERR once no reader is left
+    poll.poll()
+    os._exit(0)
 
 
 class ForkedWave:

@@ -153,3 +153,59 @@ def test_ctrl_c_during_the_wave_ends_both_processes(tmp_path):
     assert len(forks) == 1
     assert p.returncode == 130
     assert not _alive(forks)
+
+
+class _Held(_Handler):
+    """Answers only once the test lets it, so a run stays in its wave as long as the test needs."""
+    asked = threading.Event()
+    release = threading.Event()
+
+    def do_GET(self):
+        _Held.asked.set()
+        _Held.release.wait(60)
+        try:
+            super().do_GET()
+        except OSError:
+            pass
+
+
+def _running(pid: str) -> bool:
+    """Alive and not a zombie (whoever adopted an orphan may be slow to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_the_child_process_ends_when_the_command_is_killed(tmp_path):
+    proj = _project(tmp_path)
+    httpd, url = _serve(_Held, ROOT / "examples" / "registry")
+    log = tmp_path / "forks"
+    env = dict(os.environ, FORK_LOG=str(log), CARGO_STATIC_FIX_NO_MEMO="1",
+               CARGO_STATIC_FIX_CACHE_DIR=str(tmp_path / "cache"), CARGO_HOME=str(tmp_path / "no-cargo-home"))
+    forks: list[str] = []
+    _Held.asked.clear()
+    _Held.release.clear()
+    p = subprocess.Popen([sys.executable, "-c", WRAPPER, "--explain", str(proj), "--index-url", url],
+                         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        assert _Held.asked.wait(60), "no request reached the registry"
+        p.kill()                    # the command alone, as `kill -9` or a harness's timeout does
+        p.wait(30)
+        forks = log.read_text().split()
+        assert len(forks) == 1
+        deadline = time.monotonic() + 10
+        while _running(forks[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(forks[0]), "the child process outlived the command"
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)        # whatever is left of the test's run
+        except OSError:
+            pass
+        _Held.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+
