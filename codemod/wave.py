@@ -10,9 +10,10 @@ itself, which the caches now answer (registry/index.py reads files at hand in it
 The child decides nothing: whatever it did not fetch, the parent fetches, and errors are the
 parent's to report. It hands back only its counters (requests, downloads) and the message that
 says the host cannot be reached, so that the parent does not try a dead host a second time.
-Where the child's answers could not reach the parent (no cache directory, `--refresh`), where a
-fork is not safe (a thread is running) or is turned off (CARGO_STATIC_FIX_WAVE=thread), and on
-other systems, a thread runs the wave in the same process instead.
+Where the child's answers could not reach the parent (no cache directory or one that cannot be
+written, `--refresh`), where a fork is not safe (a thread is running) or is turned off
+(CARGO_STATIC_FIX_WAVE=thread), and on other systems, a thread runs the wave in the same process
+instead.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def forked_wave(sources: list, work):
     if not may_fork():
         return None
     fetchers = [getattr(s.source, "fetcher", None) for s in sources]
-    if any(f is not None and (f.cache is None or f.refresh) for f in fetchers):
+    if any(f is not None and (f.cache is None or f.refresh or not _writable(f.cache.root)) for f in fetchers):
         return None
     read_end, write_end = os.pipe()
     try:
@@ -53,6 +54,16 @@ def forked_wave(sources: list, work):
             os._exit(0)
     os.close(write_end)
     return ForkedWave(pid, read_end, sources, work)
+
+
+def _writable(root) -> bool:
+    """Whether the cache can take the child's answers (a cache that cannot be written is skipped
+    quietly, and the parent would then fetch everything again)."""
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(root, os.W_OK)
 
 
 def _child(sources: list, work, fd: int) -> None:

@@ -41,10 +41,10 @@ entry()
 """
 
 
-def _run(args, tmp: Path, mode: str, **kw):
+def _run(args, tmp: Path, mode: str, cache: Path | None = None, **kw):
     log = tmp / f"forks-{mode}"
     env = dict(os.environ, CARGO_STATIC_FIX_WAVE=mode, FORK_LOG=str(log), CARGO_STATIC_FIX_NO_MEMO="1",
-               CARGO_STATIC_FIX_CACHE_DIR=str(tmp / f"cache-{mode}"), CARGO_HOME=str(tmp / "no-cargo-home"),
+               CARGO_STATIC_FIX_CACHE_DIR=str(cache or tmp / f"cache-{mode}"), CARGO_HOME=str(tmp / "no-cargo-home"),
                CARGO_NET_RETRY="0")
     r = subprocess.run([sys.executable, "-c", WRAPPER, *args], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=120, **kw)
@@ -209,3 +209,18 @@ def test_the_child_process_ends_when_the_command_is_killed(tmp_path):
         httpd.shutdown()
         httpd.server_close()
 
+
+def test_an_unwritable_cache_does_not_make_the_child_fetch_in_vain(tmp_path, seed_server):
+    proj = _project(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    args = ["--explain", "-v", str(proj), "--index-url", seed_server.index_url]
+    runs = {mode: _run(args, tmp_path, mode, cache=tmp_path / "a-file" / "cache") for mode in ("thread", "process")}
+    (thread, _), (child, _) = runs["thread"], runs["process"]
+    assert thread.returncode == child.returncode == 0, (thread.stderr, child.stderr)
+
+    def counters(err: str) -> str:
+        line = next(ln for ln in err.splitlines() if ln.startswith("index "))
+        return line.rsplit(";", 1)[0]
+
+    # what the child fetched never reaches the parent: it must not fetch everything a second time
+    assert counters(child.stderr) == counters(thread.stderr)
