@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -41,9 +42,9 @@ entry()
 """
 
 
-def _run(args, tmp: Path, mode: str, cache: Path | None = None, **kw):
+def _run(args, tmp: Path, mode: str, cache: Path | None = None, env: dict | None = None, **kw):
     log = tmp / f"forks-{mode}"
-    env = dict(os.environ, CARGO_STATIC_FIX_WAVE=mode, FORK_LOG=str(log), CARGO_STATIC_FIX_NO_MEMO="1",
+    env = dict(os.environ, **(env or {}), CARGO_STATIC_FIX_WAVE=mode, FORK_LOG=str(log), CARGO_STATIC_FIX_NO_MEMO="1",
                CARGO_STATIC_FIX_CACHE_DIR=str(cache or tmp / f"cache-{mode}"), CARGO_HOME=str(tmp / "no-cargo-home"),
                CARGO_NET_RETRY="0")
     r = subprocess.run([sys.executable, "-c", WRAPPER, *args], cwd=ROOT, env=env, capture_output=True,
@@ -224,3 +225,48 @@ def test_an_unwritable_cache_does_not_make_the_child_fetch_in_vain(tmp_path, see
 
     # what the child fetched never reaches the parent: it must not fetch everything a second time
     assert counters(child.stderr) == counters(thread.stderr)
+
+
+class _Private(_Handler):
+    """A registry that answers only with its token, as cargo's authenticated registries do."""
+
+    def do_GET(self):
+        port = self.server.server_address[1]
+        if self.path == "/index/config.json":
+            body = json.dumps({"dl": f"http://127.0.0.1:{port}/crates/{{crate}}/{{crate}}-{{version}}.crate",
+                               "auth-required": True}).encode()
+        elif self.headers.get("Authorization") != "s3cret":
+            body = None
+        else:
+            super().do_GET()
+            return
+        self.send_response(200 if body else 401)
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+
+def test_a_registry_that_wants_its_token_answers_the_child_process_as_the_thread(tmp_path):
+    # The resolution asks for files the wave did not fetch (here: no speculation at all), several
+    # at once; the token must be sent with them whichever process learnt it first.
+    proj = _project(tmp_path)
+    httpd, url = _serve(_Private, ROOT / "examples" / "registry")
+    (proj / ".cargo").mkdir()
+    (proj / ".cargo" / "config.toml").write_text(
+        f'[source.crates-io]\nreplace-with = "priv"\n\n[registries.priv]\nindex = "{url}"\n')
+    args = ["--explain", "--format", "json", "--prefetch", "off", str(proj)]
+    try:
+        runs = {mode: _run(args, tmp_path, mode, env={"CARGO_REGISTRIES_PRIV_TOKEN": "s3cret"})
+                for mode in ("thread", "process")}
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    (thread, _), (child, child_forks) = runs["thread"], runs["process"]
+    assert len(child_forks) == 1
+    assert thread.returncode == child.returncode == 0, (thread.stderr, child.stderr)
+
+    def answer(out: str) -> str:        # which unreadable archive a note names is a race either way
+        return re.sub(r'"reason": "[^"]*"', '"reason": ?', out)
+
+    assert answer(child.stdout) == answer(thread.stdout)
+    assert child.stderr == thread.stderr
