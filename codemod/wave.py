@@ -8,8 +8,10 @@ answers, while the parent loads the rest of the tool; then the parent runs the s
 itself, which the caches now answer (registry/index.py reads files at hand in its own thread).
 
 The child decides nothing: whatever it did not fetch, the parent fetches, and errors are the
-parent's to report. It hands back only its counters (requests, downloads) and the message that
-says the host cannot be reached, so that the parent does not try a dead host a second time.
+parent's to report. It hands back only its counters (requests, downloads), the message that
+says the host cannot be reached, so that the parent does not try a dead host a second time, and
+what it learnt of the registry (its token, config.json's download address), so that the parent
+does not ask for them again.
 Where the child's answers could not reach the parent (no cache directory or one that cannot be
 written, `--refresh`), where a fork is not safe (a thread is running) or is turned off
 (CARGO_STATIC_FIX_WAVE=thread), and on other systems, a thread runs the wave in the same process
@@ -82,7 +84,10 @@ def _child(sources: list, work, fd: int) -> None:
             f = getattr(s.source, "fetcher", None)
             report.append({"requests": f.requests if f else 0, "downloads": f.downloads if f else 0,
                            "not_modified": f.not_modified if f else 0, "down": f._down if f else None,
-                           "archives": s.crates.downloads if s.crates is not None else 0})
+                           "token": f._token if f else None,
+                           "archives": s.crates.downloads if s.crates is not None else 0,
+                           "dl": s.crates._dl if s.crates is not None else None,
+                           "dl_error": s.crates._dl_error if s.crates is not None else None})
         data = json.dumps(report).encode()
         while data:
             data = data[os.write(fd, data):]
@@ -139,8 +144,12 @@ class ForkedWave:
                 f.not_modified += r["not_modified"]
                 if r["down"] and f._down is None:
                     f._down = r["down"]
+                if r["token"] and f._token is None:
+                    f._token = r["token"]       # learnt from a 401 and config.json: not again
             if s.crates is not None:
                 s.crates.downloads += r["archives"]
+                if s.crates._dl is None and s.crates._dl_error is None:
+                    s.crates._dl, s.crates._dl_error = r["dl"], r["dl_error"]     # config.json's answer
         self.work(False)
 
     def cancel(self) -> None:

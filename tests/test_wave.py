@@ -229,8 +229,10 @@ def test_an_unwritable_cache_does_not_make_the_child_fetch_in_vain(tmp_path, see
 
 class _Private(_Handler):
     """A registry that answers only with its token, as cargo's authenticated registries do."""
+    asked: list[str] = []
 
     def do_GET(self):
+        _Private.asked.append(self.path)
         port = self.server.server_address[1]
         if self.path == "/index/config.json":
             body = json.dumps({"dl": f"http://127.0.0.1:{port}/crates/{{crate}}/{{crate}}-{{version}}.crate",
@@ -270,3 +272,26 @@ def test_a_registry_that_wants_its_token_answers_the_child_process_as_the_thread
 
     assert answer(child.stdout) == answer(thread.stdout)
     assert child.stderr == thread.stderr
+
+
+def test_the_parent_does_not_learn_again_what_the_child_learnt(tmp_path):
+    # the registry's token and its download address (config.json): the child's requests for them
+    # are not made a second time by the parent when it needs the network after the wave
+    proj = _project(tmp_path)
+    httpd, url = _serve(_Private, ROOT / "examples" / "registry")
+    (proj / ".cargo").mkdir()
+    (proj / ".cargo" / "config.toml").write_text(
+        f'[source.crates-io]\nreplace-with = "priv"\n\n[registries.priv]\nindex = "{url}"\n')
+    asked = {}
+    try:
+        for mode in ("thread", "process"):
+            _Private.asked.clear()
+            r, forks = _run(["--explain", "--prefetch", "off", str(proj)], tmp_path, mode,
+                            env={"CARGO_REGISTRIES_PRIV_TOKEN": "s3cret"})
+            assert r.returncode == 0, r.stderr
+            asked[mode] = sorted(_Private.asked)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(forks) == 1
+    assert asked["process"] == asked["thread"]
