@@ -8,11 +8,14 @@ answers, while the parent loads the rest of the tool; then the parent runs the s
 itself, which the caches now answer (registry/index.py reads files at hand in its own thread).
 
 The child decides nothing: whatever it did not fetch, the parent fetches, and errors are the
-parent's to report. It hands back only its counters (requests, downloads) and the message that
-says the host cannot be reached, so that the parent does not try a dead host a second time.
-Where the child's answers could not reach the parent (no cache directory, `--refresh`), where a
-fork is not safe (a thread is running) or is turned off (CARGO_STATIC_FIX_WAVE=thread), and on
-other systems, a thread runs the wave in the same process instead.
+parent's to report. It hands back only its counters (requests, downloads), the message that
+says the host cannot be reached, so that the parent does not try a dead host a second time, and
+what it learnt of the registry (its token, config.json's download address), so that the parent
+does not ask for them again.
+Where the child's answers could not reach the parent (no cache directory or one that cannot be
+written, `--refresh`), where a fork is not safe (a thread is running) or is turned off
+(CARGO_STATIC_FIX_WAVE=thread), and on other systems, a thread runs the wave in the same process
+instead.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def forked_wave(sources: list, work):
     if not may_fork():
         return None
     fetchers = [getattr(s.source, "fetcher", None) for s in sources]
-    if any(f is not None and (f.cache is None or f.refresh) for f in fetchers):
+    if any(f is not None and (f.cache is None or f.refresh or not _writable(f.cache.root)) for f in fetchers):
         return None
     read_end, write_end = os.pipe()
     try:
@@ -55,9 +58,20 @@ def forked_wave(sources: list, work):
     return ForkedWave(pid, read_end, sources, work)
 
 
+def _writable(root) -> bool:
+    """Whether the cache can take the child's answers (a cache that cannot be written is skipped
+    quietly, and the parent would then fetch everything again)."""
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(root, os.W_OK)
+
+
 def _child(sources: list, work, fd: int) -> None:
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)     # Ctrl-C ends it at once, quietly
+        threading.Thread(target=_end_with_parent, args=(fd,), daemon=True).start()
         from .registry.http import preload
 
         threading.Thread(target=preload, daemon=True).start()      # while the fetch is prepared
@@ -70,12 +84,26 @@ def _child(sources: list, work, fd: int) -> None:
             f = getattr(s.source, "fetcher", None)
             report.append({"requests": f.requests if f else 0, "downloads": f.downloads if f else 0,
                            "not_modified": f.not_modified if f else 0, "down": f._down if f else None,
-                           "archives": s.crates.downloads if s.crates is not None else 0})
+                           "token": f._token if f else None,
+                           "archives": s.crates.downloads if s.crates is not None else 0,
+                           "dl": s.crates._dl if s.crates is not None else None,
+                           "dl_error": s.crates._dl_error if s.crates is not None else None})
         data = json.dumps(report).encode()
         while data:
             data = data[os.write(fd, data):]
     except BaseException:         # noqa: BLE001 - the parent fetches and reports whatever is missing
         pass
+
+
+def _end_with_parent(fd: int) -> None:
+    """The parent gone without a word (killed, say) closes the pipe's only reading end: end too,
+    rather than fetch on for nobody."""
+    import select
+
+    poll = select.poll()
+    poll.register(fd, 0)        # the writing end of a pipe reports POLLERR once no reader is left
+    poll.poll()
+    os._exit(0)
 
 
 class ForkedWave:
@@ -116,8 +144,12 @@ class ForkedWave:
                 f.not_modified += r["not_modified"]
                 if r["down"] and f._down is None:
                     f._down = r["down"]
+                if r["token"] and f._token is None:
+                    f._token = r["token"]       # learnt from a 401 and config.json: not again
             if s.crates is not None:
                 s.crates.downloads += r["archives"]
+                if s.crates._dl is None and s.crates._dl_error is None:
+                    s.crates._dl, s.crates._dl_error = r["dl"], r["dl_error"]     # config.json's answer
         self.work(False)
 
     def cancel(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -41,10 +42,10 @@ entry()
 """
 
 
-def _run(args, tmp: Path, mode: str, **kw):
+def _run(args, tmp: Path, mode: str, cache: Path | None = None, env: dict | None = None, **kw):
     log = tmp / f"forks-{mode}"
-    env = dict(os.environ, CARGO_STATIC_FIX_WAVE=mode, FORK_LOG=str(log), CARGO_STATIC_FIX_NO_MEMO="1",
-               CARGO_STATIC_FIX_CACHE_DIR=str(tmp / f"cache-{mode}"), CARGO_HOME=str(tmp / "no-cargo-home"),
+    env = dict(os.environ, **(env or {}), CARGO_STATIC_FIX_WAVE=mode, FORK_LOG=str(log), CARGO_STATIC_FIX_NO_MEMO="1",
+               CARGO_STATIC_FIX_CACHE_DIR=str(cache or tmp / f"cache-{mode}"), CARGO_HOME=str(tmp / "no-cargo-home"),
                CARGO_NET_RETRY="0")
     r = subprocess.run([sys.executable, "-c", WRAPPER, *args], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=120, **kw)
@@ -162,3 +163,142 @@ def test_an_error_after_the_fork_ends_the_child_and_reads_as_without_it(tmp_path
     assert thread.returncode == child.returncode != 0
     assert child.stderr == thread.stderr and "--blocker needs a crate name" in child.stderr
     assert thread_forks == [] and len(child_forks) == 1 and not _alive(child_forks)
+class _Held(_Handler):
+    """Answers only once the test lets it, so a run stays in its wave as long as the test needs."""
+    asked = threading.Event()
+    release = threading.Event()
+
+    def do_GET(self):
+        _Held.asked.set()
+        _Held.release.wait(60)
+        try:
+            super().do_GET()
+        except OSError:
+            pass
+
+
+def _running(pid: str) -> bool:
+    """Alive and not a zombie (whoever adopted an orphan may be slow to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_the_child_process_ends_when_the_command_is_killed(tmp_path):
+    proj = _project(tmp_path)
+    httpd, url = _serve(_Held, ROOT / "examples" / "registry")
+    log = tmp_path / "forks"
+    env = dict(os.environ, FORK_LOG=str(log), CARGO_STATIC_FIX_NO_MEMO="1",
+               CARGO_STATIC_FIX_CACHE_DIR=str(tmp_path / "cache"), CARGO_HOME=str(tmp_path / "no-cargo-home"))
+    forks: list[str] = []
+    _Held.asked.clear()
+    _Held.release.clear()
+    p = subprocess.Popen([sys.executable, "-c", WRAPPER, "--explain", str(proj), "--index-url", url],
+                         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        assert _Held.asked.wait(60), "no request reached the registry"
+        p.kill()                    # the command alone, as `kill -9` or a harness's timeout does
+        p.wait(30)
+        forks = log.read_text().split()
+        assert len(forks) == 1
+        deadline = time.monotonic() + 10
+        while _running(forks[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(forks[0]), "the child process outlived the command"
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)        # whatever is left of the test's run
+        except OSError:
+            pass
+        _Held.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_an_unwritable_cache_does_not_make_the_child_fetch_in_vain(tmp_path, seed_server):
+    proj = _project(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    args = ["--explain", "-v", str(proj), "--index-url", seed_server.index_url]
+    runs = {mode: _run(args, tmp_path, mode, cache=tmp_path / "a-file" / "cache") for mode in ("thread", "process")}
+    (thread, _), (child, _) = runs["thread"], runs["process"]
+    assert thread.returncode == child.returncode == 0, (thread.stderr, child.stderr)
+
+    def counters(err: str) -> str:
+        line = next(ln for ln in err.splitlines() if ln.startswith("index "))
+        return line.rsplit(";", 1)[0]
+
+    # what the child fetched never reaches the parent: it must not fetch everything a second time
+    assert counters(child.stderr) == counters(thread.stderr)
+
+
+class _Private(_Handler):
+    """A registry that answers only with its token, as cargo's authenticated registries do."""
+    asked: list[str] = []
+
+    def do_GET(self):
+        _Private.asked.append(self.path)
+        port = self.server.server_address[1]
+        if self.path == "/index/config.json":
+            body = json.dumps({"dl": f"http://127.0.0.1:{port}/crates/{{crate}}/{{crate}}-{{version}}.crate",
+                               "auth-required": True}).encode()
+        elif self.headers.get("Authorization") != "s3cret":
+            body = None
+        else:
+            super().do_GET()
+            return
+        self.send_response(200 if body else 401)
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+
+def test_a_registry_that_wants_its_token_answers_the_child_process_as_the_thread(tmp_path):
+    # The resolution asks for files the wave did not fetch (here: no speculation at all), several
+    # at once; the token must be sent with them whichever process learnt it first.
+    proj = _project(tmp_path)
+    httpd, url = _serve(_Private, ROOT / "examples" / "registry")
+    (proj / ".cargo").mkdir()
+    (proj / ".cargo" / "config.toml").write_text(
+        f'[source.crates-io]\nreplace-with = "priv"\n\n[registries.priv]\nindex = "{url}"\n')
+    args = ["--explain", "--format", "json", "--prefetch", "off", str(proj)]
+    try:
+        runs = {mode: _run(args, tmp_path, mode, env={"CARGO_REGISTRIES_PRIV_TOKEN": "s3cret"})
+                for mode in ("thread", "process")}
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    (thread, _), (child, child_forks) = runs["thread"], runs["process"]
+    assert len(child_forks) == 1
+    assert thread.returncode == child.returncode == 0, (thread.stderr, child.stderr)
+
+    def answer(out: str) -> str:        # which unreadable archive a note names is a race either way
+        return re.sub(r'"reason": "[^"]*"', '"reason": ?', out)
+
+    assert answer(child.stdout) == answer(thread.stdout)
+    assert child.stderr == thread.stderr
+
+
+def test_the_parent_does_not_learn_again_what_the_child_learnt(tmp_path):
+    # the registry's token and its download address (config.json): the child's requests for them
+    # are not made a second time by the parent when it needs the network after the wave
+    proj = _project(tmp_path)
+    httpd, url = _serve(_Private, ROOT / "examples" / "registry")
+    (proj / ".cargo").mkdir()
+    (proj / ".cargo" / "config.toml").write_text(
+        f'[source.crates-io]\nreplace-with = "priv"\n\n[registries.priv]\nindex = "{url}"\n')
+    asked = {}
+    try:
+        for mode in ("thread", "process"):
+            _Private.asked.clear()
+            r, forks = _run(["--explain", "--prefetch", "off", str(proj)], tmp_path, mode,
+                            env={"CARGO_REGISTRIES_PRIV_TOKEN": "s3cret"})
+            assert r.returncode == 0, r.stderr
+            asked[mode] = sorted(_Private.asked)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(forks) == 1
+    assert asked["process"] == asked["thread"]

@@ -375,7 +375,7 @@ class HttpFetcher:
         _current.call = call
         try:
             r = session.get(url, stream=True, headers=headers, timeout=(self.settings.timeout, self.settings.timeout))
-            if r.status_code == 401 and self._token is None and _origin(url) == _origin(self.base):
+            if r.status_code == 401 and "Authorization" not in headers and _origin(url) == _origin(self.base):
                 # the registry wants its token (as the index would): learn it, then ask again
                 _discard(r)
                 call.end_attempt()
@@ -515,8 +515,9 @@ class HttpFetcher:
         session = self._get_session()
         last_error = "no answer"
         while True:
+            request = self._prepare(url, headers)
             try:
-                r = session.send(self._prepare(url, headers), stream=True, allow_redirects=True,
+                r = session.send(request, stream=True, allow_redirects=True,
                                  timeout=(self.settings.timeout, self.settings.timeout),
                                  proxies=session.proxies, verify=session.verify, cert=None)
             except _Abort:
@@ -533,7 +534,8 @@ class HttpFetcher:
             status = r.status_code
             if status in (401, 403):
                 _discard(r)
-                if self._token is None and status == 401:
+                if status == 401 and "Authorization" not in request.headers:
+                    # sent without the token (another request may have learnt it meanwhile)
                     call.end_attempt()
                     self._require_auth(url, session, _login_url(r.headers.get("WWW-Authenticate")))
                     continue        # the same request, with the token
