@@ -79,6 +79,7 @@ def _child(sources: list, work, fd: int) -> None:
         for s in sources:
             if s.crates is not None:
                 s.crates.wait_prefetched()       # the archive reads the wave started
+                s.crates.prepare()               # config.json's answer, if its read is still going
         report = []
         for s in sources:
             f = getattr(s.source, "fetcher", None)
