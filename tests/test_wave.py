@@ -53,6 +53,14 @@ def _run(args, tmp: Path, mode: str, cache: Path | None = None, env: dict | None
     return r, forks
 
 
+def _start(tmp: Path, log: Path, args, **kw) -> subprocess.Popen:
+    """The command, started in its own session (a signal to its group reaches it and its child)."""
+    env = dict(os.environ, FORK_LOG=str(log), CARGO_STATIC_FIX_NO_MEMO="1",
+               CARGO_STATIC_FIX_CACHE_DIR=str(tmp / "cache"), CARGO_HOME=str(tmp / "no-cargo-home"))
+    return subprocess.Popen([sys.executable, "-c", WRAPPER, *args], cwd=ROOT, env=env,
+                            start_new_session=True, **kw)
+
+
 def _alive(pids) -> list[str]:
     return [p for p in pids if Path(f"/proc/{p}").exists()]
 
@@ -137,13 +145,10 @@ def test_ctrl_c_during_the_wave_ends_both_processes(tmp_path):
     proj = _project(tmp_path)
     httpd, url = _serve(_Slow, ROOT / "examples" / "registry")
     log = tmp_path / "forks"
-    env = dict(os.environ, FORK_LOG=str(log), CARGO_STATIC_FIX_NO_MEMO="1",
-               CARGO_STATIC_FIX_CACHE_DIR=str(tmp_path / "cache"), CARGO_HOME=str(tmp_path / "no-cargo-home"))
     try:
         _Slow.asked.clear()
-        p = subprocess.Popen([sys.executable, "-c", WRAPPER, "--explain", str(proj), "--index-url", url],
-                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+        p = _start(tmp_path, log, ["--explain", str(proj), "--index-url", url],
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert _Slow.asked.wait(60), "no request reached the registry"
         os.killpg(p.pid, signal.SIGINT)            # what a terminal's Ctrl-C does
         _out, _err = p.communicate(timeout=60)
@@ -163,6 +168,8 @@ def test_an_error_after_the_fork_ends_the_child_and_reads_as_without_it(tmp_path
     assert thread.returncode == child.returncode != 0
     assert child.stderr == thread.stderr and "--blocker needs a crate name" in child.stderr
     assert thread_forks == [] and len(child_forks) == 1 and not _alive(child_forks)
+
+
 class _Held(_Handler):
     """Answers only once the test lets it, so a run stays in its wave as long as the test needs."""
     asked = threading.Event()
@@ -190,14 +197,11 @@ def test_the_child_process_ends_when_the_command_is_killed(tmp_path):
     proj = _project(tmp_path)
     httpd, url = _serve(_Held, ROOT / "examples" / "registry")
     log = tmp_path / "forks"
-    env = dict(os.environ, FORK_LOG=str(log), CARGO_STATIC_FIX_NO_MEMO="1",
-               CARGO_STATIC_FIX_CACHE_DIR=str(tmp_path / "cache"), CARGO_HOME=str(tmp_path / "no-cargo-home"))
     forks: list[str] = []
     _Held.asked.clear()
     _Held.release.clear()
-    p = subprocess.Popen([sys.executable, "-c", WRAPPER, "--explain", str(proj), "--index-url", url],
-                         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+    p = _start(tmp_path, log, ["--explain", str(proj), "--index-url", url],
+               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert _Held.asked.wait(60), "no request reached the registry"
         p.kill()                    # the command alone, as `kill -9` or a harness's timeout does
@@ -255,14 +259,20 @@ class _Private(_Handler):
         self.wfile.write(body or b"")
 
 
-def test_a_registry_that_wants_its_token_answers_the_child_process_as_the_thread(tmp_path):
-    # The resolution asks for files the wave did not fetch (here: no speculation at all), several
-    # at once; the token must be sent with them whichever process learnt it first.
+def _private_project(tmp_path: Path):
+    """The example project, its crates served by a registry that wants its token (`priv`)."""
     proj = _project(tmp_path)
     httpd, url = _serve(_Private, ROOT / "examples" / "registry")
     (proj / ".cargo").mkdir()
     (proj / ".cargo" / "config.toml").write_text(
         f'[source.crates-io]\nreplace-with = "priv"\n\n[registries.priv]\nindex = "{url}"\n')
+    return proj, httpd
+
+
+def test_a_registry_that_wants_its_token_answers_the_child_process_as_the_thread(tmp_path):
+    # The resolution asks for files the wave did not fetch (here: no speculation at all), several
+    # at once; the token must be sent with them whichever process learnt it first.
+    proj, httpd = _private_project(tmp_path)
     args = ["--explain", "--format", "json", "--prefetch", "off", str(proj)]
     try:
         runs = {mode: _run(args, tmp_path, mode, env={"CARGO_REGISTRIES_PRIV_TOKEN": "s3cret"})
@@ -284,11 +294,7 @@ def test_a_registry_that_wants_its_token_answers_the_child_process_as_the_thread
 def test_the_parent_does_not_learn_again_what_the_child_learnt(tmp_path):
     # the registry's token and its download address (config.json): the child's requests for them
     # are not made a second time by the parent when it needs the network after the wave
-    proj = _project(tmp_path)
-    httpd, url = _serve(_Private, ROOT / "examples" / "registry")
-    (proj / ".cargo").mkdir()
-    (proj / ".cargo" / "config.toml").write_text(
-        f'[source.crates-io]\nreplace-with = "priv"\n\n[registries.priv]\nindex = "{url}"\n')
+    proj, httpd = _private_project(tmp_path)
     asked = {}
     try:
         for mode in ("thread", "process"):
