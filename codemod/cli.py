@@ -487,10 +487,12 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     targets = args.target or [DEFAULT_TARGET]
     for t in targets:
         load_target(t)
+    fork = False
     if _FORK_WAVE[0]:
         from .wave import may_fork
 
-        if may_fork():
+        fork = may_fork()
+        if fork:
             from .registry import http
 
             http.IMPORT_SOON[0] = False     # the child imports the HTTP client, not this process
@@ -506,7 +508,7 @@ def _run(args, keep_index: bool = False, progress_stream=None) -> int:
     if keep_index:
         _LAST_INDEX["index"] = index
     early = None
-    if cold and _FORK_WAVE[0]:
+    if cold and fork:
         from .wave import forked_wave
 
         # (the blockers are read on each side of the fork: the child's import of the HTTP client

@@ -8,10 +8,10 @@ answers, while the parent loads the rest of the tool; then the parent runs the s
 itself, which the caches now answer (registry/index.py reads files at hand in its own thread).
 
 The child decides nothing: whatever it did not fetch, the parent fetches, and errors are the
-parent's to report. It hands back only its counters (requests, downloads), the message that
-says the host cannot be reached, so that the parent does not try a dead host a second time, and
-what it learnt of the registry (its token, config.json's download address), so that the parent
-does not ask for them again.
+parent's to report. It hands back only what the fetchers' `learnt` say: counters (requests,
+downloads), the message that says the host cannot be reached, so that the parent does not try a
+dead host a second time, and what it learnt of the registry (its token, config.json's download
+address), so that the parent does not ask for them again.
 Where the child's answers could not reach the parent (no cache directory or one that cannot be
 written, `--refresh`), where a fork is not safe (a thread is running) or is turned off
 (CARGO_STATIC_FIX_WAVE=thread), and on other systems, a thread runs the wave in the same process
@@ -38,7 +38,7 @@ def forked_wave(sources: list, work):
     `work(False)` in this process: the same wave, answered by the caches the child filled."""
     if not may_fork():
         return None
-    fetchers = [getattr(s.source, "fetcher", None) for s in sources]
+    fetchers = [_fetcher(s) for s in sources]
     if any(f is not None and (f.cache is None or f.refresh or not _writable(f.cache.root)) for f in fetchers):
         return None
     read_end, write_end = os.pipe()
@@ -56,6 +56,11 @@ def forked_wave(sources: list, work):
             os._exit(0)
     os.close(write_end)
     return ForkedWave(pid, read_end, sources, work)
+
+
+def _fetcher(source):
+    """An index source's HTTP fetcher (None for a local source)."""
+    return getattr(source.source, "fetcher", None)
 
 
 def _writable(root) -> bool:
@@ -80,15 +85,8 @@ def _child(sources: list, work, fd: int) -> None:
             if s.crates is not None:
                 s.crates.wait_prefetched()       # the archive reads the wave started
                 s.crates.prepare()               # config.json's answer, if its read is still going
-        report = []
-        for s in sources:
-            f = getattr(s.source, "fetcher", None)
-            report.append({"requests": f.requests if f else 0, "downloads": f.downloads if f else 0,
-                           "not_modified": f.not_modified if f else 0, "down": f._down if f else None,
-                           "token": f._token if f else None,
-                           "archives": s.crates.downloads if s.crates is not None else 0,
-                           "dl": s.crates._dl if s.crates is not None else None,
-                           "dl_error": s.crates._dl_error if s.crates is not None else None})
+        report = [{"fetcher": _fetcher(s).learnt() if _fetcher(s) is not None else None,
+                   "crates": s.crates.learnt() if s.crates is not None else None} for s in sources]
         data = json.dumps(report).encode()
         while data:
             data = data[os.write(fd, data):]
@@ -138,19 +136,10 @@ class ForkedWave:
         except ValueError:
             report = []
         for s, r in zip(self.sources, report):
-            f = getattr(s.source, "fetcher", None)
-            if f is not None:
-                f.requests += r["requests"]
-                f.downloads += r["downloads"]
-                f.not_modified += r["not_modified"]
-                if r["down"] and f._down is None:
-                    f._down = r["down"]
-                if r["token"] and f._token is None:
-                    f._token = r["token"]       # learnt from a 401 and config.json: not again
-            if s.crates is not None:
-                s.crates.downloads += r["archives"]
-                if s.crates._dl is None and s.crates._dl_error is None:
-                    s.crates._dl, s.crates._dl_error = r["dl"], r["dl_error"]     # config.json's answer
+            if _fetcher(s) is not None and r["fetcher"] is not None:
+                _fetcher(s).adopt(r["fetcher"])
+            if s.crates is not None and r["crates"] is not None:
+                s.crates.adopt(r["crates"])
         self.work(False)
 
     def cancel(self) -> None:

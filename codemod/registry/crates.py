@@ -258,6 +258,17 @@ class CrateManifests:
         for done in list(self._ahead.values()):
             done.wait(timeout)
 
+    def learnt(self) -> dict:
+        """What another process's reader of the same registry can use (wave.py): the downloads
+        made, and config.json's answer (the download address, or why there is none)."""
+        return {"downloads": self.downloads, "dl": self._dl, "dl_error": self._dl_error}
+
+    def adopt(self, learnt: dict) -> None:
+        self.downloads += learnt["downloads"]
+        with self._lock:
+            if self._dl is None and self._dl_error is None:
+                self._dl, self._dl_error = learnt["dl"], learnt["dl_error"]
+
     def proc_macro(self, ref: CrateRef) -> bool | None:
         ahead = self._ahead.get(ref)
         if ahead is not None:

@@ -355,6 +355,22 @@ class HttpFetcher:
     def timeout(self) -> float:
         return self.settings.timeout
 
+    def learnt(self) -> dict:
+        """What this fetcher's requests taught that another process's fetcher of the same registry
+        can use (wave.py): its counters, the host found down, the token."""
+        return {"requests": self.requests, "downloads": self.downloads, "not_modified": self.not_modified,
+                "down": self._down, "token": self._token}
+
+    def adopt(self, learnt: dict) -> None:
+        """Take what `learnt` handed over: the counters add up, what is known here stays."""
+        self.requests += learnt["requests"]
+        self.downloads += learnt["downloads"]
+        self.not_modified += learnt["not_modified"]
+        if learnt["down"] and self._down is None:
+            self._down = learnt["down"]           # a dead host is not asked again
+        if learnt["token"] and self._token is None:
+            self._token = learnt["token"]         # learnt from a 401 and config.json: not again
+
     @property
     def where(self) -> str:
         return self.base
